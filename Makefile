@@ -1,0 +1,48 @@
+# runwire: `make dev` runs the local stack; `make test` runs every test. Both set themselves up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS := .tools
+SAM := $(TOOLS)/sam/bin/sam
+ORG ?= my-org
+PORT ?= 8000
+
+.PHONY: install tools dev test test-unit test-fast token template-check bench clean
+
+$(VENV)/.installed: layers/common/pyproject.toml requirements-dev.txt
+	@echo "==> creating $(VENV) and installing runwire + dev dependencies"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e layers/common -r requirements-dev.txt
+	@touch $@
+
+install: $(VENV)/.installed
+
+# The SAM CLI pins its own boto3 and friends: it lives in a venv of its own.
+$(SAM):
+	@echo "==> installing the AWS SAM CLI into $(TOOLS)/sam (once)"
+	@$(PYTHON) -m venv $(TOOLS)/sam
+	@$(TOOLS)/sam/bin/pip install -q --upgrade pip
+	@$(TOOLS)/sam/bin/pip install -q aws-sam-cli
+
+tools: $(SAM)
+
+dev: install
+	@$(PY) -m devstack --port $(PORT)
+
+token: install
+	@$(PY) -m devstack.token --org $(ORG)
+
+template-check: install tools
+	@SAM_CLI=$(SAM) $(PY) -m devstack.template_check
+
+test: install tools
+	@echo "==> running unit, contract, functional and integration tests"
+	@SAM_CLI=$(SAM) $(PY) -m pytest
+
+test-fast: install
+	@$(PY) -m pytest tests/unit tests/contract -q
+
+clean:
+	rm -rf .aws-sam .pytest_cache bench/results/latest.json bench/results/*.png

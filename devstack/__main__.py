@@ -1,0 +1,155 @@
+"""`make dev`: the whole system on this machine, no AWS account needed.
+
+    moto server (DynamoDB, SQS, S3 over real HTTP)   resources created from template.yaml
+    HTTP  http://127.0.0.1:$PORT                     the API app and the stream app, one port
+    worker loop                                      SQS → the worker handler, real event shapes
+
+Each piece runs in its own process, as each runs in its own Lambda in AWS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from .resources import create_local_resources, load_template
+from .token import dev_secret
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("devstack")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the HTTP server exited with code {process.returncode} while starting")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"the HTTP server did not answer {url} within {timeout:.0f}s")
+
+
+def stack_environment(port: int, moto_endpoint: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("JWT_SECRET", dev_secret())
+    env.setdefault("MODEL_PROVIDER", "scripted")
+    env.setdefault("STREAM_RETENTION_SECONDS", "300")
+    env.setdefault("MAX_RUN_SECONDS", "120")
+    env.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    env.setdefault("AWS_REGION", "us-east-1")
+    env["AWS_DEFAULT_REGION"] = env["AWS_REGION"]
+    env["AWS_ENDPOINT_URL"] = moto_endpoint
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    env["POWERTOOLS_SERVICE_NAME"] = "runwire-local"
+    return env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run runwire locally.")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "0")))
+    parser.add_argument("--quiet", action="store_true", help="print only the banner (tests, benchmarks)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s devstack %(message)s")
+
+    from moto.server import ThreadedMotoServer
+
+    moto_port = args.moto_port or free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+    moto.start()
+    endpoint = f"http://127.0.0.1:{moto_port}"
+    env = stack_environment(args.port, endpoint)
+    log.info("moto server (DynamoDB, SQS, S3) on %s", endpoint)
+
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_REGION"],
+    )
+    resources = create_local_resources(load_template(ROOT / "template.yaml"), session, endpoint)
+    env["RUNS_TABLE_NAME"] = resources.table_name
+    env["RUN_QUEUE_URL"] = resources.queue_url
+    env["FILES_BUCKET_NAME"] = resources.bucket_name
+    log.info("created from template.yaml: table %s, queue %s (+ DLQ), bucket %s",
+             resources.table_name, resources.queue_url.rsplit("/", 1)[-1], resources.bucket_name)
+
+    output = subprocess.DEVNULL if args.quiet else None
+    children = [
+        subprocess.Popen([sys.executable, "-m", "devstack.worker_loop"], env=env, cwd=ROOT, stdout=output, stderr=output),
+        subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "devstack.gateway:app", "--host", "127.0.0.1", "--port", str(args.port),
+             "--log-level", "warning" if args.quiet else "info", "--timeout-graceful-shutdown", "2"],
+            env=env, cwd=ROOT, stdout=output, stderr=output,
+        ),
+    ]
+
+    def shutdown(*_: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        moto.stop()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+
+    base = f"http://127.0.0.1:{args.port}"
+    wait_until_healthy(f"{base}/healthz", children[1])
+    from runwire.adapters.tokens import issue_token
+
+    token = issue_token(env["JWT_SECRET"], subject="dev-user", org="my-org", lifetime_seconds=12 * 3600, now=time.time())
+    print(
+        f"""
+runwire is running on {base}   (model provider: {env['MODEL_PROVIDER']}; API docs: {base}/docs)
+
+A dev token for org "my-org" (valid 12 h; `make token ORG=other` makes more):
+
+  export JWT={token}
+
+Start a run, then stream it:
+
+  curl {base}/ai/agent/stream -H "orgid: my-org" -H "Authorization: Bearer $JWT" \\
+       -H "Content-Type: application/json" -d '{{"task":"Hello","agentRole":"chat","conversationId":"c1"}}'
+  curl -N {base}/ai/stream/<streamId> -H "orgid: my-org" -H "Authorization: Bearer $JWT"
+
+READY {base}
+""",
+        flush=True,
+    )
+    while True:
+        for child in children:
+            if child.poll() is not None:
+                log.error("%s exited with code %s; stopping the stack", child.args[2], child.returncode)
+                shutdown()
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+"""DynamoDB adapter for the `RunStore` port: one table, one partition per run.
+
+    pk = RUN#<org>#<run>   sk = RUN                 the run record (status, request, usage…)
+    pk = RUN#<org>#<run>   sk = CHUNK#<seq:010d>    chunk <seq>, JSON in `body`
+
+Every item carries `expiresAt` (epoch seconds; the table's TTL attribute). DynamoDB deletes
+expired items up to two days late, so every read checks `expiresAt` itself. Zero-padded
+sequence numbers sort lexically, so "chunks after N" is one key-range Query.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ..core.models import Chunk, EndChunk, RunError, RunRecord, RunRequest, RunStatus, StoredChunk, Usage
+from ..core.ports import Clock
+from ..core.runs import allowed_sources
+from ..errors import ConditionFailedError, StorageError
+
+RUN_SORT_KEY = "RUN"
+CHUNK_PREFIX = "CHUNK#"
+SEQ_DIGITS = 10
+
+# Conditions, built from named pieces (after Powertools' idempotency persistence layer).
+ITEM_NOT_EXISTS = "attribute_not_exists(pk)"
+RUN_IS_LIVE = "attribute_exists(pk) AND expiresAt > :now"
+
+# Run attributes that `transition(changes=...)` may set, and their DynamoDB names.
+_CHANGE_ATTRIBUTES = {
+    "started_at": "startedAt",
+    "finished_at": "finishedAt",
+    "lease_expires_at": "leaseExpiresAt",
+}
+
+
+def run_key(org_id: str, run_id: str) -> str:
+    return f"RUN#{org_id}#{run_id}"
+
+
+def chunk_sort_key(seq: int) -> str:
+    return f"{CHUNK_PREFIX}{seq:0{SEQ_DIGITS}d}"
+
+
+@contextmanager
+def map_storage_errors() -> Iterator[None]:
+    """botocore errors → the runwire error tree, by error code (never by message text)."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ConditionalCheckFailedException":
+            raise ConditionFailedError("a conditional write found the item in another state") from exc
+        if code == "TransactionCanceledException":
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in reasons:
+                raise ConditionFailedError(f"a transactional write lost its condition ({reasons})") from exc
+        raise StorageError(f"DynamoDB {code or 'error'}: the run store is unavailable") from exc
+
+
+def _number(value: float | int) -> dict[str, str]:
+    return {"N": repr(value) if isinstance(value, float) else str(value)}
+
+
+def _encode_run(run: RunRecord) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": {"S": run_key(run.org_id, run.run_id)},
+        "sk": {"S": RUN_SORT_KEY},
+        "runId": {"S": run.run_id},
+        "orgId": {"S": run.org_id},
+        "userId": {"S": run.user_id},
+        "agentId": {"S": run.agent_id},
+        "status": {"S": run.status.value},
+        "request": {"S": run.request.model_dump_json(by_alias=True, exclude_none=True)},
+        "createdAt": _number(run.created_at),
+        "expiresAt": _number(run.expires_at),
+        "cancelRequested": {"BOOL": run.cancel_requested},
+    }
+    for attribute, name in _CHANGE_ATTRIBUTES.items():
+        value = getattr(run, attribute)
+        if value is not None:
+            item[name] = _number(value)
+    if run.usage is not None:
+        item["usage"] = {"S": run.usage.model_dump_json(by_alias=True)}
+    if run.error is not None:
+        item["error"] = {"S": run.error.model_dump_json(by_alias=True)}
+    return item
+
+
+def _decode_run(item: dict[str, Any]) -> RunRecord:
+    def number(name: str) -> float | None:
+        return float(item[name]["N"]) if name in item else None
+
+    return RunRecord(
+        run_id=item["runId"]["S"],
+        org_id=item["orgId"]["S"],
+        user_id=item["userId"]["S"],
+        agent_id=item["agentId"]["S"],
+        status=RunStatus(item["status"]["S"]),
+        request=RunRequest.model_validate_json(item["request"]["S"]),
+        created_at=float(item["createdAt"]["N"]),
+        expires_at=int(item["expiresAt"]["N"]),
+        started_at=number("startedAt"),
+        finished_at=number("finishedAt"),
+        lease_expires_at=number("leaseExpiresAt"),
+        cancel_requested=item.get("cancelRequested", {}).get("BOOL", False),
+        usage=Usage.model_validate_json(item["usage"]["S"]) if "usage" in item else None,
+        error=RunError.model_validate_json(item["error"]["S"]) if "error" in item else None,
+    )
+
+
+def _chunk_item(org_id: str, run_id: str, seq: int, chunk: Chunk, expires_at: int, written_at: float) -> dict[str, Any]:
+    return {
+        "pk": {"S": run_key(org_id, run_id)},
+        "sk": {"S": chunk_sort_key(seq)},
+        "seq": {"N": str(seq)},
+        "body": {"S": chunk.model_dump_json(by_alias=True)},
+        "writtenAt": _number(written_at),
+        "expiresAt": {"N": str(expires_at)},
+    }
+
+
+def _decode_chunk(item: dict[str, Any]) -> StoredChunk:
+    return StoredChunk.model_validate(
+        {"seq": int(item["seq"]["N"]), "chunk": json.loads(item["body"]["S"]), "writtenAt": float(item["writtenAt"]["N"])},
+        strict=False,
+    )
+
+
+class DynamoDBRunStore:
+    def __init__(self, client: Any, table_name: str, clock: Clock) -> None:
+        self._client = client
+        self._table = table_name
+        self._clock = clock
+
+    def create_run(self, run: RunRecord) -> None:
+        with map_storage_errors():
+            self._client.put_item(TableName=self._table, Item=_encode_run(run), ConditionExpression=ITEM_NOT_EXISTS)
+
+    def delete_run(self, org_id: str, run_id: str) -> None:
+        with map_storage_errors():
+            self._client.delete_item(
+                TableName=self._table, Key={"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}}
+            )
+
+    def get_run(self, org_id: str, run_id: str) -> RunRecord | None:
+        with map_storage_errors():
+            response = self._client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}},
+                ConsistentRead=True,
+            )
+        item = response.get("Item")
+        if item is None or int(item["expiresAt"]["N"]) <= self._clock():
+            return None
+        return _decode_run(item)
+
+    def transition(
+        self, org_id: str, run_id: str, target: RunStatus, *, changes: dict[str, Any] | None = None
+    ) -> RunRecord:
+        sources = sorted(s.value for s in allowed_sources(target))
+        values: dict[str, Any] = {":target": {"S": target.value}, ":now": _number(self._clock())}
+        values.update({f":from{i}": {"S": s} for i, s in enumerate(sources)})
+        assignments = ["#status = :target"]
+        for attribute, value in (changes or {}).items():
+            name = _CHANGE_ATTRIBUTES[attribute]
+            assignments.append(f"{name} = :{name}")
+            values[f":{name}"] = _number(value)
+        in_list = ", ".join(f":from{i}" for i in range(len(sources)))
+        return self._update(
+            org_id,
+            run_id,
+            update="SET " + ", ".join(assignments),
+            condition=f"{RUN_IS_LIVE} AND #status IN ({in_list})",
+            values=values,
+        )
+
+    def request_cancel(self, org_id: str, run_id: str) -> RunRecord:
+        return self._update(
+            org_id,
+            run_id,
+            update="SET cancelRequested = :true",
+            condition=f"{RUN_IS_LIVE} AND #status IN (:queued, :running)",
+            values={
+                ":true": {"BOOL": True},
+                ":now": _number(self._clock()),
+                ":queued": {"S": RunStatus.QUEUED.value},
+                ":running": {"S": RunStatus.RUNNING.value},
+            },
+        )
+
+    def append_chunk(self, org_id: str, run_id: str, seq: int, chunk: Chunk, *, expires_at: int) -> StoredChunk:
+        written_at = self._clock()
+        with map_storage_errors():
+            self._client.put_item(
+                TableName=self._table,
+                Item=_chunk_item(org_id, run_id, seq, chunk, expires_at, written_at),
+                ConditionExpression=ITEM_NOT_EXISTS,
+            )
+        return StoredChunk(seq=seq, chunk=chunk, written_at=written_at)
+
+    def finish(
+        self,
+        org_id: str,
+        run_id: str,
+        target: RunStatus,
+        *,
+        expected: RunStatus,
+        end_seq: int,
+        finished_at: float,
+        usage: Usage | None,
+        error: RunError | None,
+    ) -> RunRecord:
+        if expected not in allowed_sources(target):
+            raise ConditionFailedError(f"a run cannot go from {expected.value} to {target.value}")
+        run = self.get_run(org_id, run_id)
+        if run is None:
+            raise ConditionFailedError(f"run {run_id} does not exist")
+        assignments = ["#status = :target", "finishedAt = :finishedAt"]
+        values: dict[str, Any] = {
+            ":target": {"S": target.value},
+            ":expected": {"S": expected.value},
+            ":finishedAt": _number(finished_at),
+            ":now": _number(self._clock()),
+        }
+        if usage is not None:
+            assignments.append("#usage = :usage")
+            values[":usage"] = {"S": usage.model_dump_json(by_alias=True)}
+        if error is not None:
+            assignments.append("#error = :error")
+            values[":error"] = {"S": error.model_dump_json(by_alias=True)}
+        names = {"#status": "status"}
+        if usage is not None:
+            names["#usage"] = "usage"
+        if error is not None:
+            names["#error"] = "error"
+        end = EndChunk(status=target)
+        with map_storage_errors():
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": _chunk_item(org_id, run_id, end_seq, end, run.expires_at, finished_at),
+                            "ConditionExpression": ITEM_NOT_EXISTS,
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": {"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}},
+                            "UpdateExpression": "SET " + ", ".join(assignments),
+                            "ConditionExpression": f"{RUN_IS_LIVE} AND #status = :expected",
+                            "ExpressionAttributeNames": names,
+                            "ExpressionAttributeValues": values,
+                        }
+                    },
+                ]
+            )
+        return run.model_copy(update={"status": target, "finished_at": finished_at, "usage": usage, "error": error})
+
+    def read_chunks(self, org_id: str, run_id: str, *, after: int, limit: int = 1000) -> list[StoredChunk]:
+        now = self._clock()
+        chunks: list[StoredChunk] = []
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": run_key(org_id, run_id)},
+                ":first": {"S": chunk_sort_key(after + 1)},
+                ":last": {"S": chunk_sort_key(10**SEQ_DIGITS - 1)},
+            },
+            "Limit": limit,
+        }
+        expected_seq = after + 1
+        with map_storage_errors():
+            while len(chunks) < limit:
+                response = self._client.query(**request)
+                for item in response.get("Items", []):
+                    if int(item["expiresAt"]["N"]) <= now:
+                        return []
+                    stored = _decode_chunk(item)
+                    # Deliver only a contiguous run of seqs: an eventually consistent read that
+                    # shows seq n+1 before n must not make a reader skip n.
+                    if stored.seq != expected_seq:
+                        return chunks
+                    chunks.append(stored)
+                    expected_seq += 1
+                    if len(chunks) >= limit:
+                        return chunks
+                if "LastEvaluatedKey" not in response:
+                    break
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+                request["Limit"] = limit - len(chunks)
+        return chunks
+
+    def _update(self, org_id: str, run_id: str, *, update: str, condition: str, values: dict[str, Any]) -> RunRecord:
+        with map_storage_errors():
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        return _decode_run(response["Attributes"])

@@ -1,0 +1,130 @@
+"""In-memory fakes of the storage and queue ports, for unit tests.
+
+They enforce the same conditions as the DynamoDB adapter (tests/contract runs one suite against
+both), so a test that passes against a fake means the same against DynamoDB.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ..errors import ConditionFailedError, QueueUnavailableError
+from ..core.models import Chunk, EndChunk, RunError, RunMessage, RunRecord, RunStatus, StoredChunk, Usage
+from ..core.ports import Clock
+from ..core.runs import allowed_sources
+
+
+class InMemoryRunStore:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._runs: dict[tuple[str, str], RunRecord] = {}
+        self._chunks: dict[tuple[str, str], dict[int, StoredChunk]] = {}
+        self._lock = threading.Lock()
+        self.chunk_writes = 0
+
+    def create_run(self, run: RunRecord) -> None:
+        with self._lock:
+            key = (run.org_id, run.run_id)
+            if key in self._runs:
+                raise ConditionFailedError(f"run {run.run_id} exists already")
+            self._runs[key] = run.model_copy(deep=True)
+            self._chunks[key] = {}
+
+    def delete_run(self, org_id: str, run_id: str) -> None:
+        with self._lock:
+            self._runs.pop((org_id, run_id), None)
+            self._chunks.pop((org_id, run_id), None)
+
+    def get_run(self, org_id: str, run_id: str) -> RunRecord | None:
+        with self._lock:
+            run = self._runs.get((org_id, run_id))
+            if run is None or run.is_expired(self._clock()):
+                return None
+            return run.model_copy(deep=True)
+
+    def transition(
+        self, org_id: str, run_id: str, target: RunStatus, *, changes: dict[str, Any] | None = None
+    ) -> RunRecord:
+        with self._lock:
+            run = self._live(org_id, run_id)
+            if run.status not in allowed_sources(target):
+                raise ConditionFailedError(f"run {run_id} is {run.status.value}; cannot become {target.value}")
+            updated = run.model_copy(update={"status": target, **(changes or {})})
+            self._runs[(org_id, run_id)] = updated
+            return updated.model_copy(deep=True)
+
+    def request_cancel(self, org_id: str, run_id: str) -> RunRecord:
+        with self._lock:
+            run = self._live(org_id, run_id)
+            if run.status.is_terminal:
+                raise ConditionFailedError(f"run {run_id} is {run.status.value}")
+            updated = run.model_copy(update={"cancel_requested": True})
+            self._runs[(org_id, run_id)] = updated
+            return updated.model_copy(deep=True)
+
+    def append_chunk(self, org_id: str, run_id: str, seq: int, chunk: Chunk, *, expires_at: int) -> StoredChunk:
+        with self._lock:
+            chunks = self._chunks.setdefault((org_id, run_id), {})
+            if seq in chunks:
+                raise ConditionFailedError(f"chunk {seq} of run {run_id} is written already")
+            stored = StoredChunk(seq=seq, chunk=chunk, written_at=self._clock())
+            chunks[seq] = stored
+            self.chunk_writes += 1
+            return stored
+
+    def finish(
+        self,
+        org_id: str,
+        run_id: str,
+        target: RunStatus,
+        *,
+        expected: RunStatus,
+        end_seq: int,
+        finished_at: float,
+        usage: Usage | None,
+        error: RunError | None,
+    ) -> RunRecord:
+        with self._lock:
+            run = self._live(org_id, run_id)
+            chunks = self._chunks.setdefault((org_id, run_id), {})
+            if run.status is not expected or expected not in allowed_sources(target) or end_seq in chunks:
+                raise ConditionFailedError(f"run {run_id} is {run.status.value}; cannot end as {target.value}")
+            chunks[end_seq] = StoredChunk(seq=end_seq, chunk=EndChunk(status=target), written_at=finished_at)
+            self.chunk_writes += 1
+            updated = run.model_copy(
+                update={"status": target, "finished_at": finished_at, "usage": usage, "error": error}
+            )
+            self._runs[(org_id, run_id)] = updated
+            return updated.model_copy(deep=True)
+
+    def read_chunks(self, org_id: str, run_id: str, *, after: int, limit: int = 1000) -> list[StoredChunk]:
+        with self._lock:
+            run = self._runs.get((org_id, run_id))
+            if run is None or run.is_expired(self._clock()):
+                return []
+            chunks = self._chunks.get((org_id, run_id), {})
+            out: list[StoredChunk] = []
+            seq = after + 1
+            while seq in chunks and len(out) < limit:
+                out.append(chunks[seq])
+                seq += 1
+            return out
+
+    def _live(self, org_id: str, run_id: str) -> RunRecord:
+        run = self._runs.get((org_id, run_id))
+        if run is None or run.is_expired(self._clock()):
+            raise ConditionFailedError(f"run {run_id} does not exist")
+        return run
+
+
+class InMemoryRunQueue:
+    def __init__(self) -> None:
+        self.messages: list[RunMessage] = []
+        self.fail_next = False
+
+    def enqueue(self, message: RunMessage) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise QueueUnavailableError("the run queue is unavailable")
+        self.messages.append(message)

@@ -1,0 +1,90 @@
+"""Turning a model's token deltas into few, numbered chunk writes.
+
+A model emits a delta every few tens of milliseconds; writing each one would cost a DynamoDB
+write per token. `TextCoalescer` batches deltas on a time window (and a size cap), with a leading
+edge: the first delta after a quiet spell is written at once, so time to first token pays no
+window. `ChunkWriter` numbers chunks 1, 2, 3… and writes each with a conditional put, so a seq is
+written at most once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .models import Chunk, StoredChunk
+from .ports import RunStore
+
+
+@dataclass
+class CoalescingPolicy:
+    window_seconds: float = 0.1
+    max_chars: int = 2000
+
+
+class TextCoalescer:
+    def __init__(self, policy: CoalescingPolicy) -> None:
+        self._policy = policy
+        self._buffer: list[str] = []
+        self._size = 0
+        self._last_flush = float("-inf")
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._buffer)
+
+    def add(self, text: str, now: float) -> str | None:
+        """Buffer `text`; return the text to write now, if any."""
+        if not text:
+            return None
+        self._buffer.append(text)
+        self._size += len(text)
+        if self._size >= self._policy.max_chars or now - self._last_flush >= self._policy.window_seconds:
+            return self._flush(now)
+        return None
+
+    def deadline(self) -> float | None:
+        """When the buffered text must be written, or None when nothing is buffered."""
+        if not self._buffer:
+            return None
+        return self._last_flush + self._policy.window_seconds
+
+    def flush_due(self, now: float) -> str | None:
+        deadline = self.deadline()
+        if deadline is not None and now >= deadline:
+            return self._flush(now)
+        return None
+
+    def drain(self, now: float) -> str | None:
+        """Everything buffered, regardless of the window (before a tool call or the end)."""
+        return self._flush(now) if self._buffer else None
+
+    def _flush(self, now: float) -> str:
+        text = "".join(self._buffer)
+        self._buffer.clear()
+        self._size = 0
+        self._last_flush = now
+        return text
+
+
+class ChunkWriter:
+    """Numbers and writes one run's chunks. The worker that claimed the run is the only writer."""
+
+    def __init__(self, store: RunStore, org_id: str, run_id: str, *, expires_at: int, last_seq: int = 0) -> None:
+        self._store = store
+        self._org_id = org_id
+        self._run_id = run_id
+        self._expires_at = expires_at
+        self.last_seq = last_seq
+        self.writes = 0
+
+    def write(self, chunk: Chunk) -> StoredChunk:
+        stored = self._store.append_chunk(
+            self._org_id, self._run_id, self.last_seq + 1, chunk, expires_at=self._expires_at
+        )
+        self.last_seq = stored.seq
+        self.writes += 1
+        return stored
+
+    @property
+    def next_seq(self) -> int:
+        return self.last_seq + 1

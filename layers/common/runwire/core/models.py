@@ -1,0 +1,206 @@
+"""What crosses a boundary: run requests, run records, chunks, queue messages.
+
+Field names on the wire follow seed 000 (camelCase); Python attributes are snake_case.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic.alias_generators import to_camel
+
+# Identifiers end up inside DynamoDB keys ("RUN#<org>#<run>"), so they may not contain '#'.
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+
+
+class WireModel(BaseModel):
+    """camelCase on the wire, snake_case in Python; strict types so a wrong type is a 400."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, strict=True, extra="ignore")
+
+
+# --- the run request (seed 000's body) ----------------------------------------------------------
+class HistoryMessage(WireModel):
+    role: Literal["user", "assistant"]
+    content: StrictStr
+
+
+class RunSettings(WireModel):
+    """Model settings forwarded to the provider. Unknown keys are refused rather than silently dropped."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, strict=True, extra="forbid")
+
+    model: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=64000)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=1, strict=False)] | None = None
+    top_p: Annotated[float, Field(gt=0, le=1, strict=False)] | None = None
+    stop_sequences: list[StrictStr] | None = Field(default=None, max_length=4)
+
+
+class ClientTool(WireModel):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    description: StrictStr = ""
+    input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class FileReference(WireModel):
+    path: Annotated[str, Field(min_length=1, max_length=1024)]
+    name: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    mime_type: StrictStr | None = None
+
+
+class ImageInput(WireModel):
+    url: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    data: StrictStr | None = None
+    mime_type: Literal["image/png", "image/jpeg", "image/gif", "image/webp"] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImageInput:
+        if (self.url is None) == (self.data is None):
+            raise ValueError("an image needs exactly one of 'url' or 'data'")
+        if self.data is not None and self.mime_type is None:
+            raise ValueError("an inline image ('data') needs 'mimeType'")
+        return self
+
+
+class RunRequest(WireModel):
+    task: Annotated[str, Field(min_length=1, max_length=100_000)]
+    agent_role: Annotated[str, Field(min_length=1, max_length=64)] = "chat"
+    agent_instructions: Annotated[str, Field(max_length=50_000)] | None = None
+    conversation_history: list[HistoryMessage] | None = Field(default=None, max_length=200)
+    conversation_id: Identifier | None = None
+    context: dict[str, Any] | None = None
+    settings: RunSettings | None = None
+    memory_ttl: Annotated[StrictInt, Field(gt=0, le=31_536_000)] | None = None
+    client_mcp_tools: list[ClientTool] | None = Field(default=None, max_length=64)
+    available_tools: list[StrictStr] | None = Field(default=None, max_length=128)
+    files: list[FileReference] | None = Field(default=None, max_length=20)
+    images: list[ImageInput] | None = Field(default=None, max_length=20)
+
+    @model_validator(mode="after")
+    def _task_not_blank(self) -> RunRequest:
+        if not self.task.strip():
+            raise ValueError("'task' must not be blank")
+        return self
+
+
+# --- run state ----------------------------------------------------------------------------------
+class RunStatus(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.EXPIRED})
+
+
+class Usage(WireModel):
+    model: StrictStr
+    input_tokens: StrictInt = 0
+    output_tokens: StrictInt = 0
+
+
+class RunError(WireModel):
+    code: StrictStr
+    message: StrictStr
+
+
+class RunRecord(WireModel):
+    """The stored run. Times are epoch seconds; `expires_at` is the DynamoDB TTL attribute."""
+
+    run_id: Identifier
+    org_id: Identifier
+    user_id: StrictStr
+    agent_id: StrictStr
+    status: RunStatus
+    request: RunRequest
+    created_at: float = Field(strict=False)
+    expires_at: StrictInt
+    started_at: float | None = Field(default=None, strict=False)
+    finished_at: float | None = Field(default=None, strict=False)
+    lease_expires_at: float | None = Field(default=None, strict=False)
+    cancel_requested: StrictBool = False
+    usage: Usage | None = None
+    error: RunError | None = None
+
+    def is_expired(self, now: float) -> bool:
+        # DynamoDB deletes expired items up to two days late and moto never does: check on read.
+        return self.expires_at <= now
+
+
+# --- chunks (what the worker writes and every wire format is encoded from) ----------------------
+class TextChunk(WireModel):
+    type: Literal["text"] = "text"
+    text: StrictStr
+
+
+class ToolUseChunk(WireModel):
+    type: Literal["tool_use"] = "tool_use"
+    id: StrictStr
+    name: StrictStr
+    input: dict[str, Any]
+
+
+class ToolResultChunk(WireModel):
+    type: Literal["tool_result"] = "tool_result"
+    id: StrictStr
+    output: Any
+
+
+class UsageChunk(WireModel):
+    type: Literal["usage"] = "usage"
+    model: StrictStr
+    input_tokens: StrictInt
+    output_tokens: StrictInt
+
+
+class ErrorChunk(WireModel):
+    type: Literal["error"] = "error"
+    code: StrictStr
+    message: StrictStr
+
+
+class EndChunk(WireModel):
+    """The terminal marker. Seed 000 renders it as `event: end` / `data: {}`."""
+
+    type: Literal["end"] = "end"
+    status: RunStatus
+
+
+Chunk = Annotated[
+    Union[TextChunk, ToolUseChunk, ToolResultChunk, UsageChunk, ErrorChunk, EndChunk],
+    Field(discriminator="type"),
+]
+
+
+class StoredChunk(WireModel):
+    seq: StrictInt
+    chunk: Chunk
+    written_at: float = Field(strict=False)
+
+
+# --- the queue message --------------------------------------------------------------------------
+class RunMessage(WireModel):
+    """The SQS body: only keys. The request itself lives in the run record (SQS caps bodies at 256 KB)."""
+
+    run_id: Identifier
+    org_id: Identifier
+
+
+class Caller(BaseModel):
+    """Who is asking: from a verified JWT, with the org already checked against the token."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    org_id: str

@@ -1,0 +1,137 @@
+"""Ports: what the core needs from the outside world, as `typing.Protocol`s.
+
+Adapters live in `runwire.adapters` (DynamoDB, SQS, Anthropic, in-memory fakes). The in-memory
+fakes pass the same contract tests as the real adapters (tests/contract).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .models import Chunk, RunError, RunMessage, RunRecord, RunStatus, StoredChunk, Usage
+
+
+class Clock(Protocol):
+    def __call__(self) -> float:
+        """Seconds since the epoch."""
+
+
+class RunStore(Protocol):
+    """Runs and their numbered chunks. Every write that matters is conditional."""
+
+    def create_run(self, run: RunRecord) -> None:
+        """Store a new run; ConditionFailedError if the id is taken."""
+
+    def delete_run(self, org_id: str, run_id: str) -> None:
+        """Remove a run that was never enqueued (compensation for a failed enqueue)."""
+
+    def get_run(self, org_id: str, run_id: str) -> RunRecord | None:
+        """The run, or None when it does not exist or has expired."""
+
+    def transition(
+        self, org_id: str, run_id: str, target: RunStatus, *, changes: dict[str, Any] | None = None
+    ) -> RunRecord:
+        """Move the run to `target` if the state machine allows it from its current status;
+        ConditionFailedError otherwise. `changes` sets other attributes in the same write."""
+
+    def request_cancel(self, org_id: str, run_id: str) -> RunRecord:
+        """Flag a queued or running run for cancellation; ConditionFailedError if it is finished."""
+
+    def append_chunk(self, org_id: str, run_id: str, seq: int, chunk: Chunk, *, expires_at: int) -> StoredChunk:
+        """Write chunk `seq`; ConditionFailedError if that seq is written already."""
+
+    def finish(
+        self,
+        org_id: str,
+        run_id: str,
+        target: RunStatus,
+        *,
+        expected: RunStatus,
+        end_seq: int,
+        finished_at: float,
+        usage: Usage | None,
+        error: RunError | None,
+    ) -> RunRecord:
+        """Atomically write the end chunk at `end_seq` and move the run from `expected` to the
+        terminal `target`; ConditionFailedError if the run is not `expected` or the seq is taken."""
+
+    def read_chunks(self, org_id: str, run_id: str, *, after: int, limit: int = 1000) -> list[StoredChunk]:
+        """Chunks with seq > after, in order, contiguous (stops at the first gap), at most `limit`."""
+
+
+class RunQueue(Protocol):
+    def enqueue(self, message: RunMessage) -> None:
+        """Hand the run to the workers; QueueUnavailableError when that fails."""
+
+
+# --- the model provider port --------------------------------------------------------------------
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    model: str
+    system: str
+    messages: list[dict[str, Any]]
+    """Anthropic Messages shape: [{"role": "user"|"assistant", "content": str | [blocks]}]."""
+    tools: list[ToolSpec] = field(default_factory=list)
+    max_tokens: int = 4096
+    temperature: float | None = None
+    top_p: float | None = None
+    stop_sequences: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallRequested:
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class UsageUpdated:
+    """Token counts for the current model call so far (not cumulative across calls)."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    stop_reason: str
+    content: list[dict[str, Any]]
+    """The assistant's content blocks, to append to the conversation for the next call."""
+
+
+ModelEvent = TextDelta | ToolCallRequested | UsageUpdated | TurnEnded
+
+
+class Cancellation(Protocol):
+    @property
+    def cancelled(self) -> bool: ...
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True at once if cancelled meanwhile."""
+
+    def on_cancel(self, callback: Any) -> None:
+        """Run `callback` when cancelled (at once if cancelled already): closes a blocked stream."""
+
+
+class ModelProvider(Protocol):
+    name: str
+
+    def stream(self, request: ModelRequest, cancellation: Cancellation) -> Iterator[ModelEvent]:
+        """One model call. Yields deltas, tool calls and usage, ends with TurnEnded;
+        raises ModelError subclasses on failure."""

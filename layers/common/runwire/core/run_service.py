@@ -1,0 +1,120 @@
+"""The API's service: start, read, poll and cancel runs on behalf of an authenticated caller.
+
+Every lookup is keyed by the caller's org, so another org's run is simply not found.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import ConditionFailedError, QueueUnavailableError, RunConflictError, RunNotFoundError
+from .agents import AgentCatalog
+from .models import Caller, RunMessage, RunRecord, RunRequest, RunStatus, StoredChunk, TextChunk
+from .ports import Clock, RunQueue, RunStore
+
+log = logging.getLogger("runwire.api")
+
+
+@dataclass(frozen=True)
+class RunServicePolicy:
+    retention_seconds: int = 300
+    """How long a run and its chunks can be read after creation (seed 000: five minutes)."""
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    run: RunRecord
+    chunks: list[StoredChunk]
+
+    @property
+    def output_text(self) -> str:
+        return "".join(c.chunk.text for c in self.chunks if isinstance(c.chunk, TextChunk))
+
+    @property
+    def last_seq(self) -> int:
+        return self.chunks[-1].seq if self.chunks else 0
+
+
+def new_run_id() -> str:
+    return "run_" + uuid.uuid4().hex
+
+
+class RunService:
+    def __init__(
+        self,
+        store: RunStore,
+        queue: RunQueue,
+        catalog: AgentCatalog,
+        policy: RunServicePolicy,
+        clock: Clock,
+        new_id: Callable[[], str] = new_run_id,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._catalog = catalog
+        self._policy = policy
+        self._clock = clock
+        self._new_id = new_id
+
+    def start(self, caller: Caller, request: RunRequest) -> RunRecord:
+        agent = self._catalog.by_role(request.agent_role)
+        now = self._clock()
+        run = RunRecord(
+            run_id=self._new_id(),
+            org_id=caller.org_id,
+            user_id=caller.user_id,
+            agent_id=agent.agent_id,
+            status=RunStatus.QUEUED,
+            request=request,
+            created_at=now,
+            expires_at=int(now) + self._policy.retention_seconds,
+        )
+        self._store.create_run(run)
+        try:
+            self._queue.enqueue(RunMessage(run_id=run.run_id, org_id=run.org_id))
+        except QueueUnavailableError:
+            # Nothing half-written: a run nobody will ever work on must not be readable.
+            self._store.delete_run(run.org_id, run.run_id)
+            raise
+        log.info("run queued for agent %s", agent.agent_id, extra={"run_id": run.run_id, "org_id": run.org_id})
+        return run
+
+    def get(self, caller: Caller, run_id: str) -> RunRecord:
+        run = self._store.get_run(caller.org_id, run_id)
+        if run is None:
+            raise RunNotFoundError(f"run {run_id!r} does not exist or has expired")
+        return run
+
+    def snapshot(self, caller: Caller, run_id: str, *, after: int = 0) -> RunSnapshot:
+        run = self.get(caller, run_id)
+        return RunSnapshot(run, self._store.read_chunks(caller.org_id, run_id, after=after))
+
+    def cancel(self, caller: Caller, run_id: str) -> RunRecord:
+        run = self.get(caller, run_id)
+        if run.status is RunStatus.CANCELLED:
+            return run
+        if run.status.is_terminal:
+            raise RunConflictError(f"run {run_id!r} has already {run.status.value}; it cannot be cancelled")
+        if run.status is RunStatus.QUEUED:
+            try:
+                # No worker has it yet: end it here, with its terminal event, so readers finish.
+                ended = self._store.finish(
+                    run.org_id, run_id, RunStatus.CANCELLED,
+                    expected=RunStatus.QUEUED, end_seq=1, finished_at=self._clock(), usage=None, error=None,
+                )
+                log.info("queued run cancelled", extra={"run_id": run_id})
+                return ended
+            except ConditionFailedError:
+                pass  # a worker claimed it meanwhile: flag it like any running run
+        try:
+            flagged = self._store.request_cancel(run.org_id, run_id)
+        except ConditionFailedError:
+            current = self.get(caller, run_id)
+            if current.status is RunStatus.CANCELLED:
+                return current
+            raise RunConflictError(f"run {run_id!r} has already {current.status.value}; it cannot be cancelled") from None
+        log.info("cancel requested for running run", extra={"run_id": run_id})
+        return flagged

@@ -1,0 +1,248 @@
+"""The worker's service: claim a run, run its agent, write its chunks, end it exactly once.
+
+Two threads per run. The producer runs the agent loop (model calls, tools) and only enqueues
+events. The consumer — the only writer — coalesces text, writes numbered chunks, checks for
+cancellation and the run's deadline, and writes the terminal sequence:
+
+    [error chunk] → [usage chunk, if a model was called] → end chunk (atomically with the status)
+
+Splitting them means a model that stalls cannot stall the flush window, the cancel check or
+the deadline: the consumer closes the model stream from its side.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+
+from ..errors import ConditionFailedError, ModelError
+from .agent_loop import AgentLoop, RunUsage, ToolCompleted, build_model_request
+from .agents import AgentCatalog
+from .cancellation import CancellationToken
+from .chunks import ChunkWriter, CoalescingPolicy, TextCoalescer
+from .models import (
+    ErrorChunk,
+    RunError,
+    RunMessage,
+    RunRecord,
+    RunStatus,
+    TextChunk,
+    ToolResultChunk,
+    ToolUseChunk,
+    Usage,
+    UsageChunk,
+)
+from .ports import Clock, ModelProvider, RunStore, TextDelta, ToolCallRequested
+from .tools import ToolRegistry
+
+log = logging.getLogger("runwire.worker")
+
+
+@dataclass
+class WorkerPolicy:
+    default_model: str = "claude-sonnet-4-5"
+    max_run_seconds: float = 120.0
+    cancel_check_seconds: float = 0.5
+    lease_grace_seconds: float = 30.0
+    """A run whose worker has not finished it by deadline + grace is taken to be orphaned."""
+    coalescing: CoalescingPolicy = field(default_factory=CoalescingPolicy)
+
+
+class Outcome(str, enum.Enum):
+    EXECUTED = "executed"
+    DUPLICATE = "duplicate"
+    MISSING = "missing"
+    RECOVERED = "recovered"
+
+
+@dataclass(frozen=True)
+class _AgentDone:
+    error: RunError | None = None
+
+
+class RunWorker:
+    def __init__(
+        self,
+        store: RunStore,
+        provider: ModelProvider,
+        catalog: AgentCatalog,
+        tools: ToolRegistry,
+        policy: WorkerPolicy,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._provider = provider
+        self._catalog = catalog
+        self._tools = tools
+        self._policy = policy
+        self._clock = clock
+
+    def process(self, message: RunMessage) -> Outcome:
+        run = self._store.get_run(message.org_id, message.run_id)
+        if run is None:
+            log.warning("run not found or expired; dropping its message", extra={"run_id": message.run_id})
+            return Outcome.MISSING
+        if run.status.is_terminal:
+            log.info("run already %s; duplicate delivery ignored", run.status.value, extra={"run_id": run.run_id})
+            return Outcome.DUPLICATE
+        now = self._clock()
+        if run.status is RunStatus.RUNNING:
+            if run.lease_expires_at is not None and now < run.lease_expires_at:
+                log.info("run is being worked on elsewhere; duplicate delivery ignored", extra={"run_id": run.run_id})
+                return Outcome.DUPLICATE
+            self._recover_orphan(run)
+            return Outcome.RECOVERED
+        try:
+            claimed = self._store.transition(
+                run.org_id,
+                run.run_id,
+                RunStatus.RUNNING,
+                changes={
+                    "started_at": now,
+                    "lease_expires_at": now + self._policy.max_run_seconds + self._policy.lease_grace_seconds,
+                },
+            )
+        except ConditionFailedError:
+            log.info("another worker claimed the run first", extra={"run_id": run.run_id})
+            return Outcome.DUPLICATE
+        log.info("claimed run; starting agent %s", claimed.agent_id, extra={"run_id": run.run_id})
+        self._execute(claimed)
+        return Outcome.EXECUTED
+
+    # -------------------------------------------------------------------------------------------
+    def _recover_orphan(self, run: RunRecord) -> None:
+        """The worker that claimed this run died before ending it: end it, so readers finish."""
+        chunks = self._store.read_chunks(run.org_id, run.run_id, after=0, limit=100_000)
+        writer = ChunkWriter(self._store, run.org_id, run.run_id, expires_at=run.expires_at,
+                             last_seq=chunks[-1].seq if chunks else 0)
+        error = RunError(code="worker_lost", message="The worker running this run stopped before finishing it.")
+        log.warning("run was orphaned by a lost worker; ending it as failed", extra={"run_id": run.run_id})
+        self._finish(run, writer, RunStatus.FAILED, error, usage=None)
+
+    def _execute(self, run: RunRecord) -> None:
+        policy = self._policy
+        agent = self._catalog.by_id(run.agent_id)
+        tools = self._tools.select(agent.tools, run.request.available_tools)
+        model_request = build_model_request(
+            agent,
+            run.request,
+            default_model=policy.default_model,
+            history=list(run.request.conversation_history or []),
+            tools=tools,
+        )
+        loop = AgentLoop(self._provider, tools, max_steps=agent.max_steps)
+        events: queue.Queue[object] = queue.Queue()
+        cancellation = CancellationToken()
+
+        def produce() -> None:
+            try:
+                loop.run(model_request, events.put, cancellation)
+                events.put(_AgentDone())
+            except ModelError as exc:
+                events.put(_AgentDone(RunError(code=exc.code, message=exc.message)))
+            except Exception:  # noqa: BLE001 - any bug in the loop must still end the run
+                log.exception("agent loop crashed", extra={"run_id": run.run_id})
+                events.put(_AgentDone(RunError(code="internal_error", message="The agent failed unexpectedly.")))
+
+        producer = threading.Thread(target=produce, name=f"agent-{run.run_id}", daemon=True)
+        producer.start()
+
+        writer = ChunkWriter(self._store, run.org_id, run.run_id, expires_at=run.expires_at)
+        coalescer = TextCoalescer(policy.coalescing)
+        started = run.started_at or self._clock()
+        deadline = started + policy.max_run_seconds
+        next_cancel_check = self._clock() + policy.cancel_check_seconds
+        usage: RunUsage | None = None
+        tokens_seen = 0
+        outcome: tuple[RunStatus, RunError | None] | None = None
+        try:
+            while outcome is None:
+                now = self._clock()
+                wake = min(t for t in (coalescer.deadline(), next_cancel_check, deadline) if t is not None)
+                try:
+                    event = events.get(timeout=max(0.0, wake - now))
+                except queue.Empty:
+                    event = None
+                now = self._clock()
+                if isinstance(event, TextDelta):
+                    tokens_seen += 1
+                    text = coalescer.add(event.text, now)
+                    if text:
+                        writer.write(TextChunk(text=text))
+                elif isinstance(event, ToolCallRequested):
+                    self._drain(coalescer, writer, now)
+                    writer.write(ToolUseChunk(id=event.id, name=event.name, input=event.input))
+                elif isinstance(event, ToolCompleted):
+                    writer.write(ToolResultChunk(id=event.id, output=event.output))
+                elif isinstance(event, RunUsage):
+                    usage = event
+                elif isinstance(event, _AgentDone):
+                    status = RunStatus.SUCCEEDED if event.error is None else RunStatus.FAILED
+                    outcome = (status, event.error)
+                    break
+                text = coalescer.flush_due(now)
+                if text:
+                    writer.write(TextChunk(text=text))
+                if now >= deadline:
+                    outcome = (
+                        RunStatus.EXPIRED,
+                        RunError(
+                            code="run_timed_out",
+                            message=f"The run exceeded its limit of {policy.max_run_seconds:g} seconds.",
+                        ),
+                    )
+                elif now >= next_cancel_check:
+                    next_cancel_check = now + policy.cancel_check_seconds
+                    current = self._store.get_run(run.org_id, run.run_id)
+                    if current is None or current.cancel_requested:
+                        log.info("cancel requested; closing the model stream", extra={"run_id": run.run_id})
+                        outcome = (RunStatus.CANCELLED, None)
+        except Exception:
+            cancellation.cancel()
+            log.exception("writing the run's chunks failed; ending it as failed", extra={"run_id": run.run_id})
+            try:
+                self._finish(run, writer, RunStatus.FAILED,
+                             RunError(code="internal_error", message="Storing the run's output failed."), usage)
+            except Exception:
+                # Leave the message to SQS: redelivery after the lease finds the orphan and ends it.
+                log.exception("could not end the run either", extra={"run_id": run.run_id})
+                raise
+            return
+        cancellation.cancel()
+        self._drain(coalescer, writer, self._clock())
+        status, error = outcome
+        log.info(
+            "run ended %s: %d token deltas in %d chunk writes",
+            status.value, tokens_seen, writer.writes, extra={"run_id": run.run_id},
+        )
+        self._finish(run, writer, status, error, usage)
+
+    @staticmethod
+    def _drain(coalescer: TextCoalescer, writer: ChunkWriter, now: float) -> None:
+        text = coalescer.drain(now)
+        if text:
+            writer.write(TextChunk(text=text))
+
+    def _finish(
+        self, run: RunRecord, writer: ChunkWriter, status: RunStatus, error: RunError | None, usage: RunUsage | None
+    ) -> None:
+        if error is not None:
+            writer.write(ErrorChunk(code=error.code, message=error.message))
+        final_usage = None
+        if usage is not None:
+            final_usage = Usage(model=usage.model, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+            writer.write(UsageChunk(model=usage.model, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens))
+        self._store.finish(
+            run.org_id,
+            run.run_id,
+            status,
+            expected=RunStatus.RUNNING,
+            end_seq=writer.next_seq,
+            finished_at=self._clock(),
+            usage=final_usage,
+            error=error,
+        )
+

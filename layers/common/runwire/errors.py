@@ -1,0 +1,109 @@
+"""The one error tree.
+
+Every error the system raises on purpose is a `RunwireError` with a stable machine-readable
+`code`. The HTTP layer (`runwire.http.errors`) maps classes to status codes; the worker maps
+model errors to error chunks. Nothing here knows about HTTP or boto.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RunwireError(Exception):
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details or {}
+
+
+# --- request problems (client's fault) -------------------------------------------------------
+class InvalidRequestError(RunwireError):
+    code = "invalid_request"
+
+
+class UnknownAgentError(InvalidRequestError):
+    code = "unknown_agent"
+
+
+class OrgRequiredError(InvalidRequestError):
+    code = "org_required"
+
+
+class AuthenticationError(RunwireError):
+    code = "unauthenticated"
+
+
+class OrgForbiddenError(RunwireError):
+    code = "org_forbidden"
+
+
+class NotFoundError(RunwireError):
+    code = "not_found"
+
+
+class RunNotFoundError(NotFoundError):
+    code = "run_not_found"
+
+
+class RunConflictError(RunwireError):
+    """The run is not in a state that allows the operation (e.g. cancelling a finished run)."""
+
+    code = "run_conflict"
+
+
+# --- infrastructure ---------------------------------------------------------------------------
+class StorageError(RunwireError):
+    code = "storage_error"
+
+
+class ConditionFailedError(StorageError):
+    """A conditional write lost: the item exists already, or is not in the expected state."""
+
+    code = "condition_failed"
+
+
+class QueueUnavailableError(RunwireError):
+    code = "queue_unavailable"
+
+
+class ConfigurationError(RunwireError):
+    code = "configuration_error"
+
+
+# --- the model provider -----------------------------------------------------------------------
+class ModelError(RunwireError):
+    """The model provider failed. The run ends `failed` with an error chunk carrying `code`."""
+
+    code = "model_error"
+
+
+class ModelOverloadedError(ModelError):
+    code = "model_overloaded"
+
+
+class ModelRateLimitedError(ModelError):
+    code = "model_rate_limited"
+
+
+class ModelUnavailableError(ModelError):
+    code = "model_unavailable"
+
+
+class ModelStreamInterruptedError(ModelError):
+    code = "model_stream_interrupted"
+
+
+class ModelRequestRejectedError(ModelError):
+    """The provider refused the request itself (bad model id, bad key, request too large)."""
+
+    code = "model_request_rejected"
+
+
+# --- tools ------------------------------------------------------------------------------------
+class ToolError(RunwireError):
+    code = "tool_error"

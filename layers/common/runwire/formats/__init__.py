@@ -1,0 +1,1 @@
+"""Wire formats: one module per client surface, each a pure encoder from stored chunks to bytes."""

@@ -1,0 +1,42 @@
+"""Seed 000's format (`format=runwire`, the default): one SSE event per stored chunk.
+
+    id: 3
+    event: data
+    data: {"type":"text","text":"Hi"}
+
+and, last, `id: N` / `event: end` / `data: {}`. The id is the chunk's seq, so a reconnecting
+EventSource sends `Last-Event-ID: N` and gets exactly the events after N.
+"""
+
+from __future__ import annotations
+
+from ..core.models import EndChunk, StoredChunk
+from .sse import PING, ServerSentEvent
+
+
+def encode_chunk_event(stored: StoredChunk) -> bytes:
+    if isinstance(stored.chunk, EndChunk):
+        return ServerSentEvent(id=str(stored.seq), event="end", data="{}").encode()
+    return ServerSentEvent(id=str(stored.seq), event="data", data=stored.chunk.model_dump_json(by_alias=True)).encode()
+
+
+class RunwireEventsEncoder:
+    def open(self) -> bytes:
+        return b""
+
+    def encode(self, stored: StoredChunk) -> bytes:
+        return encode_chunk_event(stored)
+
+    def ping(self) -> bytes:
+        return PING
+
+
+class RunwireEventsFormat:
+    name = "runwire"
+    media_type = "text/event-stream"
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def encoder(self) -> RunwireEventsEncoder:
+        return RunwireEventsEncoder()

@@ -1,0 +1,42 @@
+"""Who is calling: a JWT from `Authorization: Bearer` or the `access_token` cookie (a browser's
+EventSource cannot send headers), and an org from the `orgid` header or query parameter that the
+token must name in its `org` claim or `orgs` list. Without an `orgid`, the token's own org."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import Request
+
+from ..adapters.tokens import JWTVerifier
+from ..core.models import IDENTIFIER_PATTERN, Caller
+from ..errors import AuthenticationError, OrgForbiddenError, OrgRequiredError
+
+COOKIE_NAME = "access_token"
+ORG_HEADER = "orgid"
+_ORG = re.compile(IDENTIFIER_PATTERN)
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
+        return token.strip()
+    cookie = request.cookies.get(COOKIE_NAME)
+    if cookie:
+        return cookie
+    raise AuthenticationError("authentication required: send 'Authorization: Bearer <token>' or an access_token cookie")
+
+
+def authenticate(request: Request, verifier: JWTVerifier) -> Caller:
+    claims = verifier.verify(bearer_token(request))
+    requested = request.headers.get(ORG_HEADER) or request.query_params.get(ORG_HEADER)
+    if requested is None:
+        if claims.default_org is None:
+            raise OrgRequiredError("name the org with an 'orgid' header or query parameter")
+        requested = claims.default_org
+    if requested not in claims.orgs or not _ORG.match(requested):
+        raise OrgForbiddenError(f"the token does not grant access to org {requested!r}")
+    return Caller(user_id=claims.subject, org_id=requested)

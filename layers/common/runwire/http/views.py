@@ -1,0 +1,89 @@
+"""Response bodies of the JSON API (pydantic models, so they document themselves in OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from ..core.models import EndChunk, RunError, RunRecord, RunStatus, StoredChunk, Usage, WireModel
+from ..core.run_service import RunSnapshot
+
+
+def iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class StartRunResponse(WireModel):
+    stream_id: str
+    run_id: str
+    status: RunStatus
+    stream_url: str
+    poll_url: str
+    events_url: str
+
+
+class RunView(WireModel):
+    run_id: str
+    agent_id: str
+    status: RunStatus
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    expires_at: str
+    cancel_requested: bool
+    output: str
+    last_seq: int
+    usage: Usage | None
+    error: RunError | None
+
+    @classmethod
+    def of(cls, snapshot: RunSnapshot) -> RunView:
+        run = snapshot.run
+        return cls(
+            run_id=run.run_id,
+            agent_id=run.agent_id,
+            status=run.status,
+            created_at=iso(run.created_at) or "",
+            started_at=iso(run.started_at),
+            finished_at=iso(run.finished_at),
+            expires_at=iso(run.expires_at) or "",
+            cancel_requested=run.cancel_requested,
+            output=snapshot.output_text,
+            last_seq=snapshot.last_seq,
+            usage=run.usage,
+            error=run.error,
+        )
+
+
+class EventView(WireModel):
+    seq: int
+    event: Literal["data", "end"]
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, stored: StoredChunk) -> EventView:
+        if isinstance(stored.chunk, EndChunk):
+            return cls(seq=stored.seq, event="end", data={})
+        return cls(seq=stored.seq, event="data", data=stored.chunk.model_dump(by_alias=True, mode="json"))
+
+
+class EventsPage(WireModel):
+    run_id: str
+    status: RunStatus
+    events: list[EventView]
+    last_seq: int
+    """Pass as `after` on the next poll."""
+    done: bool
+    """True once the end event has been delivered: stop polling."""
+
+    @classmethod
+    def of(cls, run: RunRecord, chunks: list[StoredChunk], after: int) -> EventsPage:
+        return cls(
+            run_id=run.run_id,
+            status=run.status,
+            events=[EventView.of(c) for c in chunks],
+            last_seq=chunks[-1].seq if chunks else after,
+            done=any(isinstance(c.chunk, EndChunk) for c in chunks),
+        )

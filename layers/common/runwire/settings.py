@@ -1,0 +1,57 @@
+"""Deployment settings, read once per container from the environment.
+
+Secrets are never plain text in a deployed template: `JWT_SECRET_ARN` and
+`ANTHROPIC_API_KEY_SECRET_ARN` name Secrets Manager secrets (or SSM SecureString parameters,
+written `ssm:/path/to/param`), resolved at cold start by `runwire.adapters.secrets`. The plain
+`JWT_SECRET` / `ANTHROPIC_API_KEY` variables are for the local stack and tests.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ProviderName(str, enum.Enum):
+    ANTHROPIC = "anthropic"
+    SCRIPTED = "scripted"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    aws_region: str = Field("us-east-1", alias="AWS_REGION")
+    aws_endpoint_url: str | None = Field(None, alias="AWS_ENDPOINT_URL")
+    runs_table_name: str = Field("runwire-runs", alias="RUNS_TABLE_NAME")
+    run_queue_url: str = Field("", alias="RUN_QUEUE_URL")
+
+    jwt_secret: str | None = Field(None, alias="JWT_SECRET")
+    jwt_secret_arn: str | None = Field(None, alias="JWT_SECRET_ARN")
+
+    model_provider: ProviderName = Field(ProviderName.SCRIPTED, alias="MODEL_PROVIDER")
+    default_model: str = Field("claude-sonnet-4-5", alias="DEFAULT_MODEL")
+    anthropic_api_key: str | None = Field(None, alias="ANTHROPIC_API_KEY")
+    anthropic_api_key_secret_arn: str | None = Field(None, alias="ANTHROPIC_API_KEY_SECRET_ARN")
+    anthropic_base_url: str | None = Field(None, alias="ANTHROPIC_BASE_URL")
+    scripted_token_delay_ms: float = Field(15.0, ge=0, alias="SCRIPTED_TOKEN_DELAY_MS")
+
+    max_run_seconds: float = Field(120.0, gt=0, alias="MAX_RUN_SECONDS")
+    stream_retention_seconds: int = Field(300, gt=0, alias="STREAM_RETENTION_SECONDS")
+    chunk_window_ms: float = Field(100.0, gt=0, alias="CHUNK_WINDOW_MS")
+    cancel_check_ms: float = Field(500.0, gt=0, alias="CANCEL_CHECK_MS")
+
+    stream_base_url: str | None = Field(None, alias="STREAM_BASE_URL")
+    """Public base URL of the stream function (its Function URL); None: same host as the API."""
+
+    @model_validator(mode="after")
+    def _retention_outlives_runs(self) -> Settings:
+        if self.stream_retention_seconds < self.max_run_seconds:
+            raise ValueError("STREAM_RETENTION_SECONDS must be at least MAX_RUN_SECONDS: a run must stay readable while it runs")
+        return self
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        names = {field.alias for field in cls.model_fields.values() if field.alias}
+        return cls.model_validate({k: v for k, v in environ.items() if k in names and v != ""})

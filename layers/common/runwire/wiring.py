@@ -1,0 +1,137 @@
+"""The composition root: build each function's app or service from `Settings`, once per container."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from .adapters.dynamodb import DynamoDBRunStore
+from .adapters.sqs import SQSRunQueue
+from .adapters.tokens import JWTVerifier
+from .core.agents import default_catalog
+from .core.chunks import CoalescingPolicy
+from .core.ports import ModelProvider
+from .core.run_service import RunService, RunServicePolicy
+from .core.tailing import PollPolicy
+from .core.tools import default_tools
+from .core.worker import RunWorker, WorkerPolicy
+from .errors import ConfigurationError
+from .formats.runwire_events import RunwireEventsFormat
+from .settings import ProviderName, Settings
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    return Settings.from_environ(os.environ if environ is None else environ)
+
+
+@cache
+def _boto3() -> Any:
+    import boto3
+
+    return boto3
+
+
+def aws_client(settings: Settings, service: str) -> Any:
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 4},
+        max_pool_connections=64,
+        connect_timeout=3,
+        read_timeout=10,
+        tcp_keepalive=True,
+    )
+    return _boto3().session.Session().client(
+        service, region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url, config=config
+    )
+
+
+def run_store(settings: Settings) -> DynamoDBRunStore:
+    return DynamoDBRunStore(aws_client(settings, "dynamodb"), settings.runs_table_name, time.time)
+
+
+def run_service(settings: Settings, store: DynamoDBRunStore | None = None) -> RunService:
+    if not settings.run_queue_url:
+        raise ConfigurationError("RUN_QUEUE_URL is not set")
+    return RunService(
+        store or run_store(settings),
+        SQSRunQueue(aws_client(settings, "sqs"), settings.run_queue_url),
+        default_catalog(),
+        RunServicePolicy(retention_seconds=settings.stream_retention_seconds),
+        time.time,
+    )
+
+
+def jwt_verifier(settings: Settings) -> JWTVerifier:
+    if settings.jwt_secret:
+        return JWTVerifier(settings.jwt_secret)
+    if settings.jwt_secret_arn:
+        from .adapters.secrets import resolve_secret
+
+        return JWTVerifier(resolve_secret(settings.jwt_secret_arn))
+    raise ConfigurationError("set JWT_SECRET_ARN (deployed) or JWT_SECRET (local) to verify tokens")
+
+
+def model_provider(settings: Settings) -> ModelProvider:
+    if settings.model_provider is ProviderName.SCRIPTED:
+        from .adapters.scripted_provider import ScriptedProvider
+
+        return ScriptedProvider(time.time, token_delay_seconds=settings.scripted_token_delay_ms / 1000)
+    from .adapters.anthropic_provider import AnthropicProvider
+
+    api_key = settings.anthropic_api_key
+    if not api_key and settings.anthropic_api_key_secret_arn:
+        from .adapters.secrets import resolve_secret
+
+        api_key = resolve_secret(settings.anthropic_api_key_secret_arn)
+    if not api_key:
+        raise ConfigurationError("MODEL_PROVIDER=anthropic needs ANTHROPIC_API_KEY or ANTHROPIC_API_KEY_SECRET_ARN")
+    return AnthropicProvider(api_key=api_key, base_url=settings.anthropic_base_url)
+
+
+def build_worker(settings: Settings | None = None) -> RunWorker:
+    settings = settings or load_settings()
+    return RunWorker(
+        run_store(settings),
+        model_provider(settings),
+        default_catalog(),
+        default_tools(time.time),
+        WorkerPolicy(
+            default_model=settings.default_model,
+            max_run_seconds=settings.max_run_seconds,
+            cancel_check_seconds=settings.cancel_check_ms / 1000,
+            coalescing=CoalescingPolicy(window_seconds=settings.chunk_window_ms / 1000),
+        ),
+        time.time,
+    )
+
+
+def build_api_app(settings: Settings | None = None) -> Any:
+    from .http.api import ApiDependencies, create_api_app
+
+    settings = settings or load_settings()
+    return create_api_app(ApiDependencies(run_service(settings), jwt_verifier(settings), settings.stream_base_url))
+
+
+def stream_formats() -> dict[str, Any]:
+    formats = [RunwireEventsFormat()]
+    return {fmt.name: fmt for fmt in formats}
+
+
+def build_stream_app(settings: Settings | None = None) -> Any:
+    from .http.stream import StreamDependencies, create_stream_app
+
+    settings = settings or load_settings()
+    return create_stream_app(
+        StreamDependencies(
+            store=run_store(settings),
+            verifier=jwt_verifier(settings),
+            formats=stream_formats(),
+            default_format=RunwireEventsFormat.name,
+            poll_policy=PollPolicy(),
+            clock=time.time,
+        )
+    )
