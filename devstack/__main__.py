@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--quiet", action="store_true", help="print only the banner (tests, benchmarks)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s devstack %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
 
     from moto.server import ThreadedMotoServer
 

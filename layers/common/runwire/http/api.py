@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from ..adapters.tokens import JWTVerifier
-from ..core.models import Caller, RunRecord, RunRequest
+from ..core.models import RunRecord, RunRequest
 from ..core.run_service import RunService
-from .auth import authenticate
+from .auth import CallerDep
 from .errors import install_error_handlers
 from .views import EventsPage, RunView, StartRunResponse
 
@@ -40,11 +40,7 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
         ),
     )
     install_error_handlers(app)
-
-    def caller(request: Request) -> Caller:
-        return authenticate(request, deps.verifier)
-
-    CallerDep = Annotated[Caller, Depends(caller)]
+    app.state.verifier = deps.verifier
 
     def started(request: Request, run: RunRecord, stream_path: str) -> JSONResponse:
         api_base = str(request.base_url).rstrip("/")

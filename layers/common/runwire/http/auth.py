@@ -5,8 +5,9 @@ token must name in its `org` claim or `orgs` list. Without an `orgid`, the token
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from ..adapters.tokens import JWTVerifier
 from ..core.models import IDENTIFIER_PATTERN, Caller
@@ -40,3 +41,11 @@ def authenticate(request: Request, verifier: JWTVerifier) -> Caller:
     if requested not in claims.orgs or not _ORG.match(requested):
         raise OrgForbiddenError(f"the token does not grant access to org {requested!r}")
     return Caller(user_id=claims.subject, org_id=requested)
+
+
+def current_caller(request: Request) -> Caller:
+    """FastAPI dependency: the app keeps its verifier in `app.state.verifier`."""
+    return authenticate(request, request.app.state.verifier)
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]

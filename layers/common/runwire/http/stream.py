@@ -21,8 +21,11 @@ from ..core.ports import Clock, RunStore
 from ..core.tailing import KeepAlive, PollPolicy, tail_chunks
 from ..errors import InvalidRequestError, RunNotFoundError
 from ..formats.base import StreamFormat
-from .auth import authenticate
+from .auth import CallerDep
 from .errors import install_error_handlers
+
+After = Annotated[int | None, Query(ge=0, description="Replay the events after this seq")]
+Format = Annotated[str | None, Query(alias="format", description="Wire format; default `runwire` (seed 000)")]
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -112,22 +115,23 @@ def create_stream_app(deps: StreamDependencies) -> FastAPI:
         description="Server-Sent Events for runs. Resume with `Last-Event-ID` or `?after=N`.",
     )
     install_error_handlers(app)
+    app.state.verifier = deps.verifier
     streamer = RunStreamer(deps)
-    After = Annotated[int | None, Query(ge=0, description="Replay the events after this seq")]
-    Format = Annotated[str | None, Query(alias="format", description="Wire format; default `runwire` (seed 000)")]
 
     @app.get("/v1/runs/{run_id}/stream", tags=["streams"], response_class=StreamingResponse)
-    async def stream_run(run_id: str, request: Request, after: After = None, format_name: Format = None) -> Response:
+    async def stream_run(
+        run_id: str, request: Request, caller: CallerDep, after: After = None, format_name: Format = None
+    ) -> Response:
         """The run's events as Server-Sent Events, ending with `event: end`."""
-        caller = authenticate(request, deps.verifier)
         return await streamer.response(
             caller, run_id, parse_resume_point(request.headers.get("last-event-id"), after), format_name
         )
 
     @app.get("/ai/stream/{stream_id}", tags=["seed 000"], response_class=StreamingResponse)
-    async def stream_seed000(stream_id: str, request: Request, after: After = None, format_name: Format = None) -> Response:
+    async def stream_seed000(
+        stream_id: str, request: Request, caller: CallerDep, after: After = None, format_name: Format = None
+    ) -> Response:
         """Seed 000's step 2: `event: data` per chunk, then `event: end`."""
-        caller = authenticate(request, deps.verifier)
         return await streamer.response(
             caller, stream_id, parse_resume_point(request.headers.get("last-event-id"), after), format_name
         )
