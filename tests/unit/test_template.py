@@ -1,0 +1,156 @@
+"""template.yaml is valid SAM, valid CloudFormation once translated, and builds.
+
+`sam validate --lint` and `sam build` need the SAM CLI (`$SAM_CLI`, else `sam` on PATH); those
+tests skip when it is missing. The translate-and-lint check (devstack.template_check) needs only
+the dev dependencies and always runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from devstack.resources import load_template
+from devstack.template_check import check_translated, find_sam, sam_validate_lint
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "template.yaml"
+# pyenv versions that put python3.12 (the functions' runtime, which `sam build` needs) on PATH.
+PYENV_VERSION = "3.11.7:3.12.1:3.13.0"
+
+
+@pytest.fixture(scope="module")
+def sam() -> str:
+    executable = find_sam()
+    if executable is None:
+        pytest.skip("SAM CLI not found: set SAM_CLI or put `sam` on PATH (CI installs it)")
+    return executable
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return load_template(TEMPLATE)
+
+
+def _errors(path: Path) -> list[str]:
+    return [str(finding) for finding in check_translated(path) if finding.is_error]
+
+
+def _mutated_copy(tmp_path: Path, old: str, new: str) -> Path:
+    text = TEMPLATE.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"the mutation needs exactly one {old!r} in template.yaml"
+    copy = tmp_path / "template.yaml"
+    copy.write_text(text.replace(old, new), encoding="utf-8")
+    return copy
+
+
+def test_sam_validate_lint_passes(sam: str) -> None:
+    completed = sam_validate_lint(TEMPLATE, sam)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_translated_template_has_no_cfn_lint_errors() -> None:
+    assert _errors(TEMPLATE) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "named"),
+    [
+        ("InvokeMode: RESPONSE_STREAM", "InvokeMode: BOGUS", "BOGUS"),
+        ("Runtime: python3.12", "Runtime: python9.9", "python9.9"),
+    ],
+    ids=["function-url-invoke-mode", "runtime"],
+)
+def test_translated_lint_reports_invalid_pass_through_property(tmp_path: Path, old: str, new: str, named: str) -> None:
+    errors = _errors(_mutated_copy(tmp_path, old, new))
+    assert any(named in error for error in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("InvokeMode: RESPONSE_STREAM", "InvokeMode: BOGUS"),
+        ("Runtime: python3.12", "Runtime: python9.9"),
+    ],
+    ids=["function-url-invoke-mode", "runtime"],
+)
+def test_sam_validate_lint_misses_invalid_pass_through_property(sam: str, tmp_path: Path, old: str, new: str) -> None:
+    # Why devstack.template_check exists. If this starts failing, `sam validate --lint` has caught
+    # up and the translate-and-lint check may be redundant.
+    completed = sam_validate_lint(_mutated_copy(tmp_path, old, new), sam)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_worker_always_finishes_a_run_before_its_message_reappears(template: dict) -> None:
+    resources = template["Resources"]
+    max_run_seconds = template["Parameters"]["MaxRunSeconds"]["MaxValue"]
+    worker_timeout = resources["WorkerFunction"]["Properties"]["Timeout"]
+    visibility_timeout = resources["RunQueue"]["Properties"]["VisibilityTimeout"]
+    assert max_run_seconds < worker_timeout < visibility_timeout
+    assert template["Parameters"]["StreamRetentionSeconds"]["MinValue"] >= max_run_seconds
+
+
+def test_load_template_reads_short_form_intrinsics_as_long_form(tmp_path: Path) -> None:
+    source = tmp_path / "short.yaml"
+    source.write_text(
+        "AWSTemplateFormatVersion: 2010-09-09\n"
+        "Resources:\n"
+        "  R:\n"
+        "    Type: X\n"
+        "    Properties:\n"
+        "      A: !Ref P\n"
+        "      B: !GetAtt Fn.Url.FunctionUrl\n"
+        "      C: !GetAtt [Q, Arn]\n"
+        "      D: !Sub '${AWS::Region}-x'\n"
+        "      E: !If [Cond, !Select [0, !Split [',', !Ref L]], !Ref AWS::NoValue]\n"
+        "      F: !Join ['', [a, !Base64 b]]\n"
+        "      G: !Not [!Equals [!Ref P, '']]\n",
+        encoding="utf-8",
+    )
+    loaded = load_template(source)
+    assert loaded["AWSTemplateFormatVersion"] == "2010-09-09"
+    assert loaded["Resources"]["R"]["Properties"] == {
+        "A": {"Ref": "P"},
+        "B": {"Fn::GetAtt": ["Fn", "Url.FunctionUrl"]},
+        "C": {"Fn::GetAtt": ["Q", "Arn"]},
+        "D": {"Fn::Sub": "${AWS::Region}-x"},
+        "E": {"Fn::If": ["Cond", {"Fn::Select": [0, {"Fn::Split": [",", {"Ref": "L"}]}]}, {"Ref": "AWS::NoValue"}]},
+        "F": {"Fn::Join": ["", ["a", {"Fn::Base64": "b"}]]},
+        "G": {"Fn::Not": [{"Fn::Equals": [{"Ref": "P"}, ""]}]},
+    }
+
+
+def _python312_resolves(environment: dict[str, str]) -> bool:
+    if shutil.which("python3.12", path=environment.get("PATH")) is None:
+        return False
+    probe = subprocess.run(["python3.12", "-c", "pass"], env=environment, capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+def test_sam_build_packages_layer_and_stream_start_script(sam: str, tmp_path: Path) -> None:
+    environment = {**os.environ, "PYENV_VERSION": PYENV_VERSION, "SAM_CLI_TELEMETRY": "0"}
+    if not _python312_resolves(environment):
+        pytest.skip("python3.12 is not on PATH: sam build needs the functions' runtime version")
+    build_dir = tmp_path / "build"
+    completed = subprocess.run(
+        # --no-cached: samconfig.toml turns the cache on, and it would write .aws-sam/ into the repo.
+        [sam, "build", "--template-file", str(TEMPLATE), "--build-dir", str(build_dir), "--no-cached"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+    layer = build_dir / "CommonLayer" / "python"
+    assert (layer / "runwire" / "__init__.py").is_file()
+    # Dependencies were fetched for the functions' architecture, not the build machine's.
+    assert list(layer.glob("pydantic_core/*aarch64*.so")), sorted(p.name for p in layer.glob("pydantic_core/*"))
+    run_script = build_dir / "StreamFunction" / "run.sh"
+    assert run_script.is_file() and os.access(run_script, os.X_OK)
