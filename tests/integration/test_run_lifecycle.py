@@ -1,0 +1,80 @@
+"""Runs that end in other ways: cancelled, timed out, failed; and SQS delivering twice."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import boto3
+
+from .conftest import MAX_RUN_SECONDS
+from .test_streaming import read_events
+
+
+def wait_for_status(stack, client, run_id, statuses, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = client.get(f"{stack.base_url}/v1/runs/{run_id}", headers=stack.headers()).json()
+        if view["status"] in statuses:
+            return view
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} never reached {statuses}; last: {view}")
+
+
+def test_cancel_closes_a_running_run_with_its_terminal_events(stack, client):
+    run = stack.start(client, "[[scripted tokens=2000 delay_ms=20]]")
+    wait_for_status(stack, client, run["runId"], {"running"})
+    time.sleep(0.3)
+    response = client.post(f"{stack.base_url}/v1/runs/{run['runId']}/cancel", headers=stack.headers())
+    assert response.status_code == 200
+    events = read_events(client, f"{stack.base_url}/v1/runs/{run['runId']}/stream", stack.headers())
+    assert events[-1].event == "end"
+    assert json.loads(events[-2].data)["type"] == "usage"
+    view = wait_for_status(stack, client, run["runId"], {"cancelled"})
+    assert 0 < len(view["output"]) < len("".join(f" {n}" for n in range(1, 2001)))
+    assert client.post(f"{stack.base_url}/v1/runs/{run['runId']}/cancel", headers=stack.headers()).status_code == 200
+
+
+def test_cancel_of_a_finished_run_is_409(stack, client):
+    run = stack.start(client, "[[scripted tokens=2]]")
+    read_events(client, f"{stack.base_url}/v1/runs/{run['runId']}/stream", stack.headers())
+    response = client.post(f"{stack.base_url}/v1/runs/{run['runId']}/cancel", headers=stack.headers())
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "run_conflict"
+
+
+def test_a_run_past_max_run_seconds_ends_expired_with_an_error_chunk(stack, client):
+    run = stack.start(client, "[[scripted stall=60]]")
+    events = read_events(client, f"{stack.base_url}/v1/runs/{run['runId']}/stream", stack.headers())
+    data = [json.loads(e.data) for e in events if e.event == "data"]
+    assert data[0]["type"] == "error" and data[0]["code"] == "run_timed_out"
+    assert str(MAX_RUN_SECONDS) in data[0]["message"]
+    assert events[-1].event == "end"
+    assert wait_for_status(stack, client, run["runId"], {"expired"})["error"]["code"] == "run_timed_out"
+
+
+def test_model_failure_mid_answer_ends_failed(stack, client):
+    run = stack.start(client, "[[scripted tokens=50 fail=interrupted after=10]]")
+    events = read_events(client, f"{stack.base_url}/v1/runs/{run['runId']}/stream", stack.headers())
+    data = [json.loads(e.data) for e in events if e.event == "data"]
+    assert [d["type"] for d in data[-2:]] == ["error", "usage"]
+    assert data[-2]["code"] == "model_stream_interrupted"
+    assert sum(1 for e in events if e.event == "end") == 1
+    assert wait_for_status(stack, client, run["runId"], {"failed"})["status"] == "failed"
+
+
+def test_duplicate_sqs_delivery_runs_the_agent_once(stack, client):
+    run = stack.start(client, "[[scripted tokens=30 delay_ms=10]]")
+    sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=stack.moto_endpoint)
+    queue_url = next(u for u in sqs.list_queues()["QueueUrls"] if u.endswith("run-queue"))
+    body = json.dumps({"runId": run["runId"], "orgId": "my-org"})
+    for _ in range(2):
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+    events = read_events(client, f"{stack.base_url}/v1/runs/{run['runId']}/stream", stack.headers())
+    time.sleep(1)  # let the duplicates be handled
+    page = client.get(f"{stack.base_url}/v1/runs/{run['runId']}/events", headers=stack.headers()).json()
+    assert len(page["events"]) == len(events)
+    assert sum(1 for e in page["events"] if e["event"] == "end") == 1
+    assert sum(1 for e in page["events"] if e["data"].get("type") == "usage") == 1
+    text = "".join(e["data"]["text"] for e in page["events"] if e["data"].get("type") == "text")
+    assert text == "".join(f" {n}" for n in range(1, 31))
