@@ -58,4 +58,4 @@ def test_event_id_with_newline_is_refused():
     ],
 )
 def test_seed000_format_matches_the_documented_wire_shape(stored, expected):
-    assert RunwireEventsFormat().encoder().encode(stored) == expected
+    assert RunwireEventsFormat().encoder(None).encode(stored) == expected

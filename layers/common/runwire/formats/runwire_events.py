@@ -11,6 +11,7 @@ EventSource sends `Last-Event-ID: N` and gets exactly the events after N.
 from __future__ import annotations
 
 from ..core.models import EndChunk, StoredChunk
+from .base import StreamContext
 from .sse import PING, ServerSentEvent
 
 
@@ -35,8 +36,8 @@ class RunwireEventsFormat:
     name = "runwire"
     media_type = "text/event-stream"
 
-    def headers(self) -> dict[str, str]:
+    def headers(self, context: StreamContext) -> dict[str, str]:
         return {}
 
-    def encoder(self) -> RunwireEventsEncoder:
+    def encoder(self, context: StreamContext) -> RunwireEventsEncoder:
         return RunwireEventsEncoder()

@@ -20,7 +20,7 @@ from ..core.models import Caller, RunRecord, StoredChunk
 from ..core.ports import Clock, RunStore
 from ..core.tailing import KeepAlive, PollPolicy, tail_chunks
 from ..errors import InvalidRequestError, RunNotFoundError
-from ..formats.base import StreamFormat
+from ..formats.base import StreamContext, StreamFormat
 from .auth import CallerDep
 from .errors import install_error_handlers
 
@@ -73,9 +73,9 @@ class RunStreamer:
             known = ", ".join(sorted(self._deps.formats))
             raise InvalidRequestError(f"unknown format {name!r}; known formats: {known}") from None
 
-    async def body(self, caller: Caller, run_id: str, after: int, fmt: StreamFormat) -> AsyncIterator[bytes]:
+    async def body(self, caller: Caller, run_id: str, fmt: StreamFormat, context: StreamContext) -> AsyncIterator[bytes]:
         store = self._deps.store
-        encoder = fmt.encoder()
+        encoder = fmt.encoder(context)
 
         async def read(position: int) -> list[StoredChunk]:
             return await anyio.to_thread.run_sync(lambda: store.read_chunks(caller.org_id, run_id, after=position))
@@ -87,7 +87,7 @@ class RunStreamer:
         if opening:
             yield opening
         async for item in tail_chunks(
-            read, alive, after=after, policy=self._deps.poll_policy, clock=self._deps.clock, sleep=asyncio.sleep
+            read, alive, after=context.resumed_after, policy=self._deps.poll_policy, clock=self._deps.clock, sleep=asyncio.sleep
         ):
             data = encoder.ping() if isinstance(item, KeepAlive) else encoder.encode(item)
             if data:
@@ -103,8 +103,11 @@ class RunStreamer:
             if not pending:
                 # Nothing left to send. 204 also tells an EventSource to stop reconnecting.
                 return Response(status_code=204)
+        context = StreamContext(run=run, resumed_after=after)
         return StreamingResponse(
-            self.body(caller, run_id, after, fmt), media_type=fmt.media_type, headers={**SSE_HEADERS, **fmt.headers()}
+            self.body(caller, run_id, fmt, context),
+            media_type=fmt.media_type,
+            headers={**SSE_HEADERS, **fmt.headers(context)},
         )
 
 
