@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any
 
 from .adapters.dynamodb import DynamoDBRunStore
+from .adapters.dynamodb_conversations import DynamoDBConversationStore
 from .adapters.sqs import SQSRunQueue
 from .adapters.tokens import JWTVerifier
 from .core.agents import default_catalog
@@ -53,6 +54,15 @@ def run_store(settings: Settings) -> DynamoDBRunStore:
     return DynamoDBRunStore(aws_client(settings, "dynamodb"), settings.runs_table_name, time.time)
 
 
+def conversation_store(settings: Settings) -> DynamoDBConversationStore:
+    return DynamoDBConversationStore(
+        aws_client(settings, "dynamodb"),
+        settings.runs_table_name,
+        time.time,
+        retention_seconds=int(settings.conversation_retention_days * 86_400),
+    )
+
+
 def run_service(settings: Settings, store: DynamoDBRunStore | None = None) -> RunService:
     if not settings.run_queue_url:
         raise ConfigurationError("RUN_QUEUE_URL is not set")
@@ -62,6 +72,7 @@ def run_service(settings: Settings, store: DynamoDBRunStore | None = None) -> Ru
         default_catalog(),
         RunServicePolicy(retention_seconds=settings.stream_retention_seconds),
         time.time,
+        conversations=conversation_store(settings),
     )
 
 
@@ -106,6 +117,7 @@ def build_worker(settings: Settings | None = None) -> RunWorker:
             coalescing=CoalescingPolicy(window_seconds=settings.chunk_window_ms / 1000),
         ),
         time.time,
+        conversations=conversation_store(settings),
     )
 
 
@@ -125,9 +137,11 @@ def build_stream_app(settings: Settings | None = None) -> Any:
     from .http.stream import StreamDependencies, create_stream_app
 
     settings = settings or load_settings()
+    store = run_store(settings)
     return create_stream_app(
         StreamDependencies(
-            store=run_store(settings),
+            runs=run_service(settings, store),
+            store=store,
             verifier=jwt_verifier(settings),
             formats=stream_formats(),
             default_format=RunwireEventsFormat.name,

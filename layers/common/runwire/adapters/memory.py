@@ -10,7 +10,17 @@ import threading
 from typing import Any
 
 from ..errors import ConditionFailedError, QueueUnavailableError
-from ..core.models import Chunk, EndChunk, RunError, RunMessage, RunRecord, RunStatus, StoredChunk, Usage
+from ..core.models import (
+    Chunk,
+    ConversationMessage,
+    EndChunk,
+    RunError,
+    RunMessage,
+    RunRecord,
+    RunStatus,
+    StoredChunk,
+    Usage,
+)
 from ..core.ports import Clock
 from ..core.runs import allowed_sources
 
@@ -128,3 +138,40 @@ class InMemoryRunQueue:
             self.fail_next = False
             raise QueueUnavailableError("the run queue is unavailable")
         self.messages.append(message)
+
+
+class InMemoryConversationStore:
+    def __init__(self, clock: Clock, *, retention_seconds: int = 86_400) -> None:
+        self._clock = clock
+        self._retention = retention_seconds
+        self._messages: dict[tuple[str, str], dict[tuple[int, str, int], tuple[ConversationMessage, float]]] = {}
+        self._active: dict[tuple[str, str], tuple[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def recent_messages(self, org_id: str, conversation_id: str, *, limit: int) -> list[ConversationMessage]:
+        with self._lock:
+            now = self._clock()
+            stored = self._messages.get((org_id, conversation_id), {})
+            live = [message for key, (message, expires) in sorted(stored.items()) if expires > now]
+            return [m.model_copy() for m in live[-limit:]] if limit else []
+
+    def append_turn(
+        self, org_id: str, conversation_id: str, *, run_id: str, at: float, user: str, assistant: str
+    ) -> None:
+        with self._lock:
+            expires = self._clock() + self._retention
+            stored = self._messages.setdefault((org_id, conversation_id), {})
+            for index, (role, content) in enumerate((("user", user), ("assistant", assistant))):
+                message = ConversationMessage(role=role, content=content, run_id=run_id, created_at=at)  # type: ignore[arg-type]
+                stored[(int(at * 1000), run_id, index)] = (message, expires)
+
+    def set_active_run(self, org_id: str, conversation_id: str, run_id: str, *, expires_at: int) -> None:
+        with self._lock:
+            self._active[(org_id, conversation_id)] = (run_id, expires_at)
+
+    def active_run(self, org_id: str, conversation_id: str) -> str | None:
+        with self._lock:
+            entry = self._active.get((org_id, conversation_id))
+            if entry is None or entry[1] <= self._clock():
+                return None
+            return entry[0]

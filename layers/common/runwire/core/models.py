@@ -197,6 +197,15 @@ class RunMessage(WireModel):
     org_id: Identifier
 
 
+class ConversationMessage(WireModel):
+    """One persisted turn half: what the user asked, or the assistant's full reply."""
+
+    role: Literal["user", "assistant"]
+    content: StrictStr
+    run_id: StrictStr
+    created_at: float = Field(strict=False)
+
+
 class Caller(BaseModel):
     """Who is asking: from a verified JWT, with the org already checked against the token."""
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .models import Chunk, RunError, RunMessage, RunRecord, RunStatus, StoredChunk, Usage
+from .models import Chunk, ConversationMessage, RunError, RunMessage, RunRecord, RunStatus, StoredChunk, Usage
 
 
 class Clock(Protocol):
@@ -59,6 +59,24 @@ class RunStore(Protocol):
 
     def read_chunks(self, org_id: str, run_id: str, *, after: int, limit: int = 1000) -> list[StoredChunk]:
         """Chunks with seq > after, in order, contiguous (stops at the first gap), at most `limit`."""
+
+
+class ConversationStore(Protocol):
+    """Server-side conversation memory, per org, and each conversation's active run."""
+
+    def recent_messages(self, org_id: str, conversation_id: str, *, limit: int) -> list[ConversationMessage]:
+        """The last `limit` messages, oldest first."""
+
+    def append_turn(
+        self, org_id: str, conversation_id: str, *, run_id: str, at: float, user: str, assistant: str
+    ) -> None:
+        """Persist one turn (the user's message and the assistant's reply). Idempotent per run."""
+
+    def set_active_run(self, org_id: str, conversation_id: str, run_id: str, *, expires_at: int) -> None:
+        """Remember the run now answering in this conversation (for stream resume)."""
+
+    def active_run(self, org_id: str, conversation_id: str) -> str | None:
+        """The conversation's latest run id, or None."""
 
 
 class RunQueue(Protocol):

@@ -6,14 +6,15 @@ Every lookup is keyed by the caller's org, so another org's run is simply not fo
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import ConditionFailedError, QueueUnavailableError, RunConflictError, RunNotFoundError
 from .agents import AgentCatalog
-from .models import Caller, RunMessage, RunRecord, RunRequest, RunStatus, StoredChunk, TextChunk
-from .ports import Clock, RunQueue, RunStore
+from .models import Caller, ConversationMessage, RunMessage, RunRecord, RunRequest, RunStatus, StoredChunk, TextChunk
+from .ports import Clock, ConversationStore, RunQueue, RunStore
 
 log = logging.getLogger("runwire.api")
 
@@ -22,6 +23,9 @@ log = logging.getLogger("runwire.api")
 class RunServicePolicy:
     retention_seconds: int = 300
     """How long a run and its chunks can be read after creation (seed 000: five minutes)."""
+    first_poll_seconds: float = 0.05
+    max_poll_seconds: float = 0.5
+    """Waiting (sync runs, long polls) re-reads the store with backoff between these bounds."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,11 @@ class RunService:
         policy: RunServicePolicy,
         clock: Clock,
         new_id: Callable[[], str] = new_run_id,
+        conversations: ConversationStore | None = None,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
+        self._conversations = conversations
+        self._sleep = sleep
         self._store = store
         self._queue = queue
         self._catalog = catalog
@@ -73,6 +81,8 @@ class RunService:
             expires_at=int(now) + self._policy.retention_seconds,
         )
         self._store.create_run(run)
+        if request.conversation_id is not None and self._conversations is not None:
+            self._conversations.set_active_run(run.org_id, request.conversation_id, run.run_id, expires_at=run.expires_at)
         try:
             self._queue.enqueue(RunMessage(run_id=run.run_id, org_id=run.org_id))
         except QueueUnavailableError:
@@ -118,3 +128,50 @@ class RunService:
             raise RunConflictError(f"run {run_id!r} has already {current.status.value}; it cannot be cancelled") from None
         log.info("cancel requested for running run", extra={"run_id": run_id})
         return flagged
+
+    # --- waiting: the sync call and the long poll ------------------------------------------------
+    def _poll(self, check: Callable[[], bool], timeout: float) -> None:
+        deadline = self._clock() + timeout
+        interval = self._policy.first_poll_seconds
+        while not check():
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return
+            self._sleep(min(interval, remaining))
+            interval = min(interval * 2, self._policy.max_poll_seconds)
+
+    def wait_for_end(self, caller: Caller, run_id: str, *, timeout: float) -> RunRecord:
+        """The run once it has finished, or as it is when `timeout` runs out."""
+        latest = [self.get(caller, run_id)]
+
+        def finished() -> bool:
+            latest[0] = self.get(caller, run_id)
+            return latest[0].status.is_terminal
+
+        self._poll(finished, timeout)
+        return latest[0]
+
+    def wait_for_events(self, caller: Caller, run_id: str, *, after: int, timeout: float) -> RunSnapshot:
+        """The events after `after` as soon as there is one, or none when `timeout` runs out."""
+        self.get(caller, run_id)
+        found: list[StoredChunk] = []
+
+        def arrived() -> bool:
+            found[:] = self._store.read_chunks(caller.org_id, run_id, after=after)
+            return bool(found)
+
+        self._poll(arrived, timeout)
+        return RunSnapshot(self.get(caller, run_id), list(found))
+
+    # --- conversations ---------------------------------------------------------------------------
+    def conversation_messages(self, caller: Caller, conversation_id: str, *, limit: int) -> list[ConversationMessage]:
+        if self._conversations is None:
+            return []
+        return self._conversations.recent_messages(caller.org_id, conversation_id, limit=limit)
+
+    def active_run(self, caller: Caller, conversation_id: str) -> RunRecord | None:
+        """The conversation's latest run, if it is still readable."""
+        if self._conversations is None:
+            return None
+        run_id = self._conversations.active_run(caller.org_id, conversation_id)
+        return self._store.get_run(caller.org_id, run_id) if run_id else None

@@ -25,6 +25,7 @@ from .cancellation import CancellationToken
 from .chunks import ChunkWriter, CoalescingPolicy, TextCoalescer
 from .models import (
     ErrorChunk,
+    HistoryMessage,
     RunError,
     RunMessage,
     RunRecord,
@@ -35,7 +36,7 @@ from .models import (
     Usage,
     UsageChunk,
 )
-from .ports import Clock, ModelProvider, RunStore, TextDelta, ToolCallRequested
+from .ports import Clock, ConversationStore, ModelProvider, RunStore, TextDelta, ToolCallRequested
 from .tools import ToolRegistry
 
 log = logging.getLogger("runwire.worker")
@@ -48,6 +49,8 @@ class WorkerPolicy:
     cancel_check_seconds: float = 0.5
     lease_grace_seconds: float = 30.0
     """A run whose worker has not finished it by deadline + grace is taken to be orphaned."""
+    history_messages: int = 20
+    """How many of a conversation's latest messages a run sees (seed 000: the last 20)."""
     coalescing: CoalescingPolicy = field(default_factory=CoalescingPolicy)
 
 
@@ -72,7 +75,9 @@ class RunWorker:
         tools: ToolRegistry,
         policy: WorkerPolicy,
         clock: Clock,
+        conversations: ConversationStore | None = None,
     ) -> None:
+        self._conversations = conversations
         self._store = store
         self._provider = provider
         self._catalog = catalog
@@ -130,7 +135,7 @@ class RunWorker:
             agent,
             run.request,
             default_model=policy.default_model,
-            history=list(run.request.conversation_history or []),
+            history=self._history(run),
             tools=tools,
         )
         loop = AgentLoop(self._provider, tools, max_steps=agent.max_steps)
@@ -157,6 +162,7 @@ class RunWorker:
         next_cancel_check = self._clock() + policy.cancel_check_seconds
         usage: RunUsage | None = None
         tokens_seen = 0
+        output: list[str] = []
         outcome: tuple[RunStatus, RunError | None] | None = None
         try:
             while outcome is None:
@@ -169,6 +175,7 @@ class RunWorker:
                 now = self._clock()
                 if isinstance(event, TextDelta):
                     tokens_seen += 1
+                    output.append(event.text)
                     text = coalescer.add(event.text, now)
                     if text:
                         writer.write(TextChunk(text=text))
@@ -214,11 +221,34 @@ class RunWorker:
         cancellation.cancel()
         self._drain(coalescer, writer, self._clock())
         status, error = outcome
+        if status is RunStatus.SUCCEEDED:
+            # Before the end event: a client that starts its next turn on `end` must find this one.
+            self._remember_turn(run, "".join(output))
         log.info(
             "run ended %s: %d token deltas in %d chunk writes",
             status.value, tokens_seen, writer.writes, extra={"run_id": run.run_id},
         )
         self._finish(run, writer, status, error, usage)
+
+    def _history(self, run: RunRecord) -> list[HistoryMessage]:
+        """An explicit `conversationHistory` replaces the server-loaded one."""
+        request = run.request
+        if request.conversation_history is not None:
+            return list(request.conversation_history)
+        if request.conversation_id is None or self._conversations is None:
+            return []
+        recent = self._conversations.recent_messages(
+            run.org_id, request.conversation_id, limit=self._policy.history_messages
+        )
+        return [HistoryMessage(role=m.role, content=m.content) for m in recent]
+
+    def _remember_turn(self, run: RunRecord, reply: str) -> None:
+        if run.request.conversation_id is None or self._conversations is None:
+            return
+        self._conversations.append_turn(
+            run.org_id, run.request.conversation_id,
+            run_id=run.run_id, at=run.created_at, user=run.request.task, assistant=reply,
+        )
 
     @staticmethod
     def _drain(coalescer: TextCoalescer, writer: ChunkWriter, now: float) -> None:

@@ -5,15 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from ..adapters.tokens import JWTVerifier
-from ..core.models import RunRecord, RunRequest
+from ..core.models import IDENTIFIER_PATTERN, RunRecord, RunRequest
 from ..core.run_service import RunService
 from .auth import CallerDep
 from .errors import install_error_handlers
-from .views import EventsPage, RunView, StartRunResponse
+from .views import (
+    ConversationMessagesPage,
+    ConversationMessageView,
+    EventsPage,
+    RunView,
+    StartRunResponse,
+    WaitRunRequest,
+)
 
 ERROR_RESPONSES = {
     400: {"description": "Invalid request: `{\"error\": {\"code\", \"message\"}}`"},
@@ -65,6 +72,22 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
         """Seed 000's step 1: same as `POST /v1/runs`; open `GET /ai/stream/{streamId}` next."""
         return started(request, deps.runs.start(who, body), "/ai/stream/{run_id}")
 
+    @app.post(
+        "/v1/runs/wait",
+        response_model=RunView,
+        responses={**ERROR_RESPONSES, 202: {"model": StartRunResponse, "description": "Still running at waitSeconds"}},
+        tags=["runs"],
+    )
+    def run_and_wait(body: WaitRunRequest, request: Request, who: CallerDep) -> JSONResponse:
+        """The sync variant: start a run and answer with the finished run (200), or, if it is
+        still going after `waitSeconds` (default and maximum 25), with its URLs (202)."""
+        run = deps.runs.start(who, body.run_request())
+        finished = deps.runs.wait_for_end(who, run.run_id, timeout=body.wait_seconds)
+        if not finished.status.is_terminal:
+            return started(request, finished, "/v1/runs/{run_id}/stream")
+        view = RunView.of(deps.runs.snapshot(who, run.run_id))
+        return JSONResponse(view.model_dump(by_alias=True, mode="json"), status_code=200)
+
     @app.get("/v1/runs/{run_id}", response_model=RunView, responses=ERROR_RESPONSES, tags=["runs"])
     def get_run(run_id: str, who: CallerDep) -> RunView:
         """Status, timestamps, the output text so far, usage and error."""
@@ -75,9 +98,14 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
         run_id: str,
         who: CallerDep,
         after: Annotated[int, Query(ge=0, description="Return the events after this seq")] = 0,
+        wait: Annotated[float, Query(ge=0, le=20, description="Long-poll: hold the request up to this many seconds until an event after `after` exists")] = 0,
     ) -> EventsPage:
-        """The run's events after `after`, as JSON: for clients that cannot hold a stream open."""
-        snapshot = deps.runs.snapshot(who, run_id, after=after)
+        """The run's events after `after`, as JSON: for clients that cannot hold a stream open.
+        With `wait`, the answer comes as soon as there is an event, or empty after `wait` seconds."""
+        if wait > 0:
+            snapshot = deps.runs.wait_for_events(who, run_id, after=after, timeout=wait)
+        else:
+            snapshot = deps.runs.snapshot(who, run_id, after=after)
         return EventsPage.of(snapshot.run, snapshot.chunks, after)
 
     @app.post("/v1/runs/{run_id}/cancel", response_model=RunView, responses={**ERROR_RESPONSES, 409: {"description": "The run has already finished"}}, tags=["runs"])
@@ -85,6 +113,23 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
         """Stop a run. A queued run ends at once; a running one within about a second."""
         deps.runs.cancel(who, run_id)
         return RunView.of(deps.runs.snapshot(who, run_id))
+
+    @app.get(
+        "/v1/conversations/{conversation_id}/messages",
+        response_model=ConversationMessagesPage,
+        responses=ERROR_RESPONSES,
+        tags=["conversations"],
+    )
+    def conversation_messages(
+        who: CallerDep,
+        conversation_id: Annotated[str, Path(pattern=IDENTIFIER_PATTERN)],
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> ConversationMessagesPage:
+        """A conversation's latest messages, oldest first: what the next run in it will remember."""
+        messages = deps.runs.conversation_messages(who, conversation_id, limit=limit)
+        return ConversationMessagesPage(
+            conversation_id=conversation_id, messages=[ConversationMessageView.of(m) for m in messages]
+        )
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:

@@ -7,19 +7,22 @@ as a plain ASGI server that the Lambda Web Adapter proxies, and Lambda streams i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 
 from ..adapters.tokens import JWTVerifier
-from ..core.models import Caller, RunRecord, StoredChunk
+from ..core.models import Caller, RunRecord, RunRequest, StoredChunk
 from ..core.ports import Clock, RunStore
 from ..core.tailing import KeepAlive, PollPolicy, tail_chunks
-from ..errors import InvalidRequestError, RunNotFoundError
+from ..core.run_service import RunService
+from ..errors import InvalidRequestError, RunConflictError, RunNotFoundError
 from ..formats.base import StreamContext, StreamFormat
 from .auth import CallerDep
 from .errors import install_error_handlers
@@ -27,17 +30,63 @@ from .errors import install_error_handlers
 After = Annotated[int | None, Query(ge=0, description="Replay the events after this seq")]
 Format = Annotated[str | None, Query(alias="format", description="Wire format; default `runwire` (seed 000)")]
 
+log = logging.getLogger("runwire.stream")
+
+OnDisconnect = Literal["cancel", "continue"]
+
+
+class StreamRunRequest(RunRequest):
+    """`POST /v1/runs/stream`: a run request; the run is streamed in the same response."""
+
+    on_disconnect: OnDisconnect = Field(
+        default="cancel",
+        description="`cancel` (default): the run stops when the client goes away; "
+        "`continue`: it runs on, to be read later from its stream URL",
+    )
+
+    def run_request(self) -> RunRequest:
+        return RunRequest.model_validate(self.model_dump(exclude={"on_disconnect"}), strict=False)
+
+
+class OneShotResponse(StreamingResponse):
+    """A streaming response that knows whether its body ran to the end. Starlette cancels the
+    body when the client disconnects (ASGI `http.disconnect`); then `on_abandoned` runs."""
+
+    def __init__(self, content: AsyncIterator[bytes], *, on_abandoned: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
+        super().__init__(self._tracked(content), **kwargs)
+        self.completed = False
+        self._on_abandoned = on_abandoned
+
+    async def _tracked(self, content: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async for data in content:
+            yield data
+        self.completed = True
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if not self.completed:
+                with anyio.CancelScope(shield=True):
+                    await self._on_abandoned()
+
+
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @dataclass(frozen=True)
 class StreamDependencies:
+    runs: RunService
     store: RunStore
     verifier: JWTVerifier
     formats: dict[str, StreamFormat]
     default_format: str
     poll_policy: PollPolicy
     clock: Clock
+
+
+def stream_headers(fmt: StreamFormat, context: StreamContext) -> dict[str, str]:
+    return {**SSE_HEADERS, "X-Run-Id": context.run.run_id, **fmt.headers(context)}
 
 
 def parse_resume_point(last_event_id: str | None, after: int | None) -> int:
@@ -107,7 +156,45 @@ class RunStreamer:
         return StreamingResponse(
             self.body(caller, run_id, fmt, context),
             media_type=fmt.media_type,
-            headers={**SSE_HEADERS, **fmt.headers(context)},
+            headers=stream_headers(fmt, context),
+        )
+
+
+    async def one_shot(
+        self, caller: Caller, request: RunRequest, fmt: StreamFormat, on_disconnect: OnDisconnect
+    ) -> Response:
+        """Create the run and stream it in this response."""
+        runs = self._deps.runs
+        run = await anyio.to_thread.run_sync(runs.start, caller, request)
+        context = StreamContext(run=run)
+
+        async def abandoned() -> None:
+            if on_disconnect != "cancel":
+                log.info("client left a one-shot stream; the run continues", extra={"run_id": run.run_id})
+                return
+            log.info("client left a one-shot stream; cancelling the run", extra={"run_id": run.run_id})
+            try:
+                await anyio.to_thread.run_sync(runs.cancel, caller, run.run_id)
+            except (RunConflictError, RunNotFoundError):
+                pass  # it finished (or expired) meanwhile
+
+        return OneShotResponse(
+            self.body(caller, run.run_id, fmt, context),
+            on_abandoned=abandoned,
+            media_type=fmt.media_type,
+            headers=stream_headers(fmt, context),
+        )
+
+    async def active_message(self, caller: Caller, conversation_id: str, fmt: StreamFormat) -> Response:
+        """The conversation's in-flight run, replayed from its start and followed live; 204 if none."""
+        run = await anyio.to_thread.run_sync(self._deps.runs.active_run, caller, conversation_id)
+        if run is None or run.status.is_terminal:
+            return Response(status_code=204)
+        context = StreamContext(run=run)
+        return StreamingResponse(
+            self.body(caller, run.run_id, fmt, context),
+            media_type=fmt.media_type,
+            headers=stream_headers(fmt, context),
         )
 
 
@@ -138,6 +225,12 @@ def create_stream_app(deps: StreamDependencies) -> FastAPI:
         return await streamer.response(
             caller, stream_id, parse_resume_point(request.headers.get("last-event-id"), after), format_name
         )
+
+    @app.post("/v1/runs/stream", tags=["streams"], response_class=StreamingResponse)
+    async def start_and_stream(body: StreamRunRequest, caller: CallerDep, format_name: Format = None) -> Response:
+        """The one-request variant: create the run and stream it in this response. When the client
+        disconnects the run is cancelled, unless `onDisconnect` is `continue`."""
+        return await streamer.one_shot(caller, body.run_request(), streamer.pick_format(format_name), body.on_disconnect)
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict[str, str]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from ..core.models import EndChunk, RunError, RunRecord, RunStatus, StoredChunk, Usage, WireModel
+from pydantic import Field
+
+from ..core.models import ConversationMessage, EndChunk, RunError, RunRecord, RunRequest, RunStatus, StoredChunk, Usage, WireModel
 from ..core.run_service import RunSnapshot
 
 
@@ -13,6 +15,19 @@ def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+SYNC_WAIT_LIMIT_SECONDS = 25.0
+"""API Gateway's HTTP API ends every request at 30 s (StartRunFunction's Timeout is 29)."""
+
+
+class WaitRunRequest(RunRequest):
+    """`POST /v1/runs/wait`: a run request, plus how long to wait for the run to finish."""
+
+    wait_seconds: float = Field(default=SYNC_WAIT_LIMIT_SECONDS, ge=0, le=SYNC_WAIT_LIMIT_SECONDS, strict=False)
+
+    def run_request(self) -> RunRequest:
+        return RunRequest.model_validate(self.model_dump(exclude={"wait_seconds"}), strict=False)
 
 
 class StartRunResponse(WireModel):
@@ -87,3 +102,19 @@ class EventsPage(WireModel):
             last_seq=chunks[-1].seq if chunks else after,
             done=any(isinstance(c.chunk, EndChunk) for c in chunks),
         )
+
+
+class ConversationMessageView(WireModel):
+    role: str
+    content: str
+    run_id: str
+    created_at: str
+
+    @classmethod
+    def of(cls, message: ConversationMessage) -> ConversationMessageView:
+        return cls(role=message.role, content=message.content, run_id=message.run_id, created_at=iso(message.created_at) or "")
+
+
+class ConversationMessagesPage(WireModel):
+    conversation_id: str
+    messages: list[ConversationMessageView]
