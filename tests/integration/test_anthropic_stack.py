@@ -1,0 +1,113 @@
+"""The whole stack with MODEL_PROVIDER=anthropic: the worker's real anthropic SDK talks to a local
+server speaking the Messages streaming protocol (devstack.messages_server)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from devstack.messages_server import MessagesServer, Reply
+
+from .conftest import start_stack
+from .test_streaming import read_events
+
+
+@pytest.fixture(scope="module")
+def messages_server():
+    with MessagesServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def anthropic_stack(tmp_path_factory, messages_server):
+    stack, process = start_stack(
+        tmp_path_factory, "anthropic-stack",
+        MODEL_PROVIDER="anthropic", ANTHROPIC_BASE_URL=messages_server.base_url,
+        ANTHROPIC_API_KEY="sk-ant-local-test", DEFAULT_MODEL="claude-default-test",
+    )
+    yield stack
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def stream_chunks(stack, client, body):
+    response = client.post(f"{stack.base_url}/ai/agent/stream", json=body, headers=stack.headers())
+    assert response.status_code == 202, response.text
+    events = read_events(client, f"{stack.base_url}/ai/stream/{response.json()['streamId']}", stack.headers())
+    assert events[-1].event == "end" and sum(e.event == "end" for e in events) == 1
+    return [json.loads(e.data) for e in events if e.event == "data"], response.json()["runId"]
+
+
+def test_streamed_answer_usage_and_request_reach_the_model(anthropic_stack, messages_server, client):
+    messages_server.script(Reply.text("Paris is the capital of France.", token_delay=0.01))
+    before = len(messages_server.requests)
+    chunks, _ = stream_chunks(anthropic_stack, client, {
+        "task": "Capital of France?", "agentInstructions": "Answer in one sentence.",
+        "settings": {"model": "claude-override-test", "maxTokens": 300},
+    })
+    assert "".join(c["text"] for c in chunks if c["type"] == "text") == "Paris is the capital of France."
+    usage = chunks[-1]
+    assert usage["type"] == "usage" and usage["inputTokens"] > 0 and usage["outputTokens"] > 0
+    sent = messages_server.requests[before]
+    assert sent.api_key == "sk-ant-local-test"
+    assert sent.body["model"] == "claude-override-test" and sent.body["max_tokens"] == 300
+    assert "Answer in one sentence." in sent.body["system"]
+    assert sent.body["messages"][-1] == {"role": "user", "content": "Capital of France?"}
+    assert {t["name"] for t in sent.body["tools"]} == {"calculator", "current_time"}
+
+
+def test_default_model_is_used_without_an_override(anthropic_stack, messages_server, client):
+    before = len(messages_server.requests)
+    stream_chunks(anthropic_stack, client, {"task": "hi"})
+    assert messages_server.requests[before].body["model"] == "claude-default-test"
+
+
+def test_tool_round_trip_through_the_real_sdk(anthropic_stack, messages_server, client):
+    messages_server.script(Reply.tool_use("calculator", {"expression": "17 * 23"}), Reply.text("It is 391."))
+    before = len(messages_server.requests)
+    chunks, _ = stream_chunks(anthropic_stack, client, {"task": "What is 17 * 23?"})
+    tool_use = next(c for c in chunks if c["type"] == "tool_use")
+    assert tool_use["name"] == "calculator" and tool_use["input"] == {"expression": "17 * 23"}
+    assert next(c for c in chunks if c["type"] == "tool_result")["output"]["result"] == 391
+    second = messages_server.requests[before + 1].body["messages"]
+    result_block = second[-1]["content"][0]
+    assert result_block["type"] == "tool_result" and result_block["tool_use_id"] == tool_use["id"]
+    assert json.loads(result_block["content"])["result"] == 391
+
+
+@pytest.mark.parametrize(
+    ("reply", "code"),
+    [
+        (Reply.http_error(401), "model_request_rejected"),
+        (Reply.error_event("overloaded_error", after_tokens=3), "model_overloaded"),
+        (Reply.cut(after_tokens=3), "model_stream_interrupted"),
+    ],
+    ids=["401", "overloaded-mid-stream", "connection-cut"],
+)
+def test_model_errors_end_the_run_failed_with_an_error_chunk(anthropic_stack, messages_server, client, reply, code):
+    messages_server.script(reply)
+    chunks, run_id = stream_chunks(anthropic_stack, client, {"task": "hello"})
+    error = next(c for c in chunks if c["type"] == "error")
+    assert error["code"] == code
+    view = client.get(f"{anthropic_stack.base_url}/v1/runs/{run_id}", headers=anthropic_stack.headers()).json()
+    assert view["status"] == "failed" and view["error"]["code"] == code
+
+
+def test_cancel_closes_the_model_stream(anthropic_stack, messages_server, client):
+    messages_server.script(Reply.stall(30, after_tokens=2))
+    response = client.post(f"{anthropic_stack.base_url}/v1/runs", json={"task": "slow"}, headers=anthropic_stack.headers())
+    run_id = response.json()["runId"]
+    url = f"{anthropic_stack.base_url}/v1/runs/{run_id}/stream"
+    first = read_events(client, url, anthropic_stack.headers(), stop_after=1)
+    assert json.loads(first[0].data)["type"] == "text"
+    client.post(f"{anthropic_stack.base_url}/v1/runs/{run_id}/cancel", headers=anthropic_stack.headers())
+    rest = read_events(client, url, {**anthropic_stack.headers(), "Last-Event-ID": first[-1].id})
+    assert rest[-1].event == "end"
+    view = client.get(f"{anthropic_stack.base_url}/v1/runs/{run_id}", headers=anthropic_stack.headers()).json()
+    assert view["status"] == "cancelled"
+    assert messages_server.requests[-1].disconnected.wait(5)
