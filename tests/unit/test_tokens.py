@@ -22,7 +22,7 @@ def test_valid_token_names_subject_and_orgs():
     [
         jwt.encode({"sub": "u", "org": "o", "exp": int(time.time()) + 60}, SECRET, algorithm="HS512"),
         jwt.encode({"sub": "u", "org": "o", "exp": int(time.time()) + 60}, None, algorithm="none"),
-        jwt.encode({"sub": "u", "org": "o", "exp": int(time.time()) + 60}, "another-secret-0123456789abcdef", algorithm="HS256"),
+        jwt.encode({"sub": "u", "org": "o", "exp": int(time.time()) + 60}, "another-secret-0123456789abcdef-0123", algorithm="HS256"),
         jwt.encode({"sub": "u", "org": "o", "exp": int(time.time()) - 60}, SECRET, algorithm="HS256"),
         jwt.encode({"org": "o", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256"),
         jwt.encode({"sub": "u", "org": "o"}, SECRET, algorithm="HS256"),

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -97,22 +98,34 @@ class AnthropicProvider:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
         max_retries: int = DEFAULT_MAX_RETRIES,
     ) -> None:
-        """Pass a built `client`, or the settings to build one (ignored when `client` is given)."""
-        if client is None:
-            client = build_client(
-                api_key=api_key,
-                base_url=base_url,
-                read_timeout=read_timeout,
-                connect_timeout=connect_timeout,
-                max_retries=max_retries,
-            )
+        """Pass a built `client`, or the settings to build one (ignored when `client` is given).
+
+        Importing the SDK takes about a second, so a client built from settings is built on a
+        background thread started here: the handler module imports fast (cold start), and the
+        import overlaps with the worker's first claim instead of adding to it."""
         self._client = client
+        self._client_lock = threading.Lock()
+        self._client_settings = {
+            "api_key": api_key,
+            "base_url": base_url,
+            "read_timeout": read_timeout,
+            "connect_timeout": connect_timeout,
+            "max_retries": max_retries,
+        }
+        if client is None:
+            threading.Thread(target=self._sdk_client, name="anthropic-warmup", daemon=True).start()
+
+    def _sdk_client(self) -> anthropic.Anthropic:
+        with self._client_lock:
+            if self._client is None:
+                self._client = build_client(**self._client_settings)  # type: ignore[arg-type]
+            return self._client
 
     def stream(self, request: ModelRequest, cancellation: Cancellation) -> Iterator[ModelEvent]:
         if cancellation.cancelled:
             return
         try:
-            sdk_stream = self._client.messages.create(**request_arguments(request), stream=True)
+            sdk_stream = self._sdk_client().messages.create(**request_arguments(request), stream=True)
         except Exception as exc:
             if cancellation.cancelled:
                 return
