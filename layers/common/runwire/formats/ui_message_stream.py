@@ -3,7 +3,10 @@
 Validated against the npm `ai` package 7.0.173 (the registry's latest) and 6.0.322 (the version
 `tests/js` installs): `src/ui-message-stream/ui-message-chunks.ts` (the chunk schema),
 `json-to-sse-transform-stream.ts` (the framing), `ui-message-stream-headers.ts` (the headers) and
-`src/ui/process-ui-message-stream.ts` (the consumer that enforces ordering). A run renders as
+`src/ui/process-ui-message-stream.ts` (the consumer that enforces ordering); and by feeding the
+renderings in `tests/unit/test_wire_formats.py` through both versions' `AbstractChat` (over
+`DefaultChatTransport`'s parser) and `readUIMessageStream`, including a dropped connection resumed
+with a continuation. A run renders as
 
     data: {"type":"start","messageId":"msg_…","messageMetadata":{"runId":"run_…"}}
     data: {"type":"start-step"}
@@ -58,18 +61,17 @@ Choices where a run has no counterpart in the protocol (deliberate divergences f
 Resuming (`StreamContext.resumed_after > 0`): the stream is a continuation of a response the
 client already holds, which is what the SDK calls a non-replay resume. It sends no `start` and no
 `start-step`: per the SDK's resume docs, a continuation without `start` keeps the client's
-in-progress message under either `resumeStreamIsReplay` setting. Text opens a new text part (the
-client's open part, if any, stays as it was: its id is not known here). Tool results are sent
-even for calls made before the resume point, since the client holds those calls; a client that
-reloaded and holds nothing should re-read from the start instead (`after=0`, a full replay, which
-is what `DefaultChatTransport` expects by default).
+in-progress message under either `resumeStreamIsReplay` setting. Text opens a new text part
+(the client's open part, if any, keeps the text it had and stays `streaming`: its id is not known
+here). Tool results are sent even for calls made before the resume point, since the client holds
+those calls; a client that reloaded and holds nothing should re-read from the start instead
+(`after=0`, a full replay, which is what `DefaultChatTransport` expects by default).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -133,7 +135,7 @@ def _ui_part_kind(value: Any) -> str:
 
 
 UIPart = Annotated[
-    Union[Annotated[TextUIPart, Tag("text")], Annotated[OtherUIPart, Tag("other")]],
+    Annotated[TextUIPart, Tag("text")] | Annotated[OtherUIPart, Tag("other")],
     Discriminator(_ui_part_kind),
 ]
 
@@ -173,11 +175,6 @@ class UIChatStreamRequest(_CamelModel):
         if last.role != "user" or not last.text.strip():
             raise ValueError("the last message must be a user message with text")
         return self
-
-
-def new_conversation_id() -> str:
-    """The default factory for `to_run_request`: a fresh uuid4, matching seed 001's pattern."""
-    return str(uuid.uuid4())
 
 
 def to_run_request(body: UIChatStreamRequest, *, new_conversation_id: Callable[[], str]) -> RunRequest:
@@ -308,18 +305,16 @@ class FinishChunk(UIChunk):
 
 
 UIMessageChunk = Annotated[
-    Union[
-        StartChunk,
-        StartStepChunk,
-        FinishStepChunk,
-        TextStartChunk,
-        TextDeltaChunk,
-        TextEndChunk,
-        ToolInputAvailableChunk,
-        ToolOutputAvailableChunk,
-        ErrorUIChunk,
-        FinishChunk,
-    ],
+    StartChunk
+    | StartStepChunk
+    | FinishStepChunk
+    | TextStartChunk
+    | TextDeltaChunk
+    | TextEndChunk
+    | ToolInputAvailableChunk
+    | ToolOutputAvailableChunk
+    | ErrorUIChunk
+    | FinishChunk,
     Field(discriminator="type"),
 ]
 """Every chunk this format sends: a decoder for tests and Python clients."""
@@ -397,7 +392,8 @@ class UIMessageStreamEncoder:
             recorded = self._context.run.error
             out.append(ErrorUIChunk(error_text=recorded.message if recorded else FALLBACK_ERROR_TEXT[end.status]))
         out.append(FinishStepChunk())
-        out.append(FinishChunk(finish_reason=FINISH_REASON_BY_STATUS.get(end.status, "other"), message_metadata=self._metadata(end)))
+        reason = FINISH_REASON_BY_STATUS.get(end.status, "other")
+        out.append(FinishChunk(finish_reason=reason, message_metadata=self._metadata(end)))
         return b"".join(part.encode() for part in out) + DONE
 
     def _metadata(self, end: EndChunk) -> dict[str, Any]:
