@@ -3,6 +3,7 @@ free ports, and talked to over real HTTP."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -59,6 +60,9 @@ def start_stack(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str)
         "STREAM_RETENTION_SECONDS": "120",
         "SCRIPTED_TOKEN_DELAY_MS": "5",
         "CANCEL_CHECK_MS": "200",
+        # Seed 002's examples address an agent by this id: an operator-defined agent, as in production.
+        "EXTRA_AGENTS": json.dumps([{"agentId": "ag_c47e7c97_b2f2", "role": "support",
+                                     "systemPrompt": "You are a support agent.", "tools": ["calculator"]}]),
         **env,
     }
     log = log_path.open("w")

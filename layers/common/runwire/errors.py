@@ -56,6 +56,12 @@ class RunConflictError(RunwireError):
     code = "run_conflict"
 
 
+class RunFailedError(RunwireError):
+    """A sync call's run ended without an answer; `code` is the run's own error code."""
+
+    code = "run_failed"
+
+
 # --- infrastructure ---------------------------------------------------------------------------
 class StorageError(RunwireError):
     code = "storage_error"

@@ -37,6 +37,9 @@ class Settings(BaseModel):
     anthropic_base_url: str | None = Field(None, alias="ANTHROPIC_BASE_URL")
     scripted_token_delay_ms: float = Field(15.0, ge=0, alias="SCRIPTED_TOKEN_DELAY_MS")
 
+    extra_agents: str | None = Field(None, alias="EXTRA_AGENTS")
+    """JSON list of the operator's own agents: [{"agentId": "ag_…", "role", "systemPrompt", "tools", …}]."""
+
     max_run_seconds: float = Field(120.0, gt=0, alias="MAX_RUN_SECONDS")
     stream_retention_seconds: int = Field(300, gt=0, alias="STREAM_RETENTION_SECONDS")
     conversation_retention_days: float = Field(30.0, gt=0, alias="CONVERSATION_RETENTION_DAYS")

@@ -12,7 +12,7 @@ from .adapters.dynamodb import DynamoDBRunStore
 from .adapters.dynamodb_conversations import DynamoDBConversationStore
 from .adapters.sqs import SQSRunQueue
 from .adapters.tokens import JWTVerifier
-from .core.agents import default_catalog
+from .core.agents import AgentCatalog, default_catalog, parse_agent_specs
 from .core.chunks import CoalescingPolicy
 from .core.ports import ModelProvider
 from .core.run_service import RunService, RunServicePolicy
@@ -20,7 +20,10 @@ from .core.tailing import PollPolicy
 from .core.tools import default_tools
 from .core.worker import RunWorker, WorkerPolicy
 from .errors import ConfigurationError
+from .formats.chat_events import CHAT_EVENTS
+from .formats.content_final import CONTENT_FINAL
 from .formats.runwire_events import RunwireEventsFormat
+from .formats.ui_message_stream import UI_MESSAGE_STREAM
 from .settings import ProviderName, Settings
 
 
@@ -69,11 +72,15 @@ def run_service(settings: Settings, store: DynamoDBRunStore | None = None) -> Ru
     return RunService(
         store or run_store(settings),
         SQSRunQueue(aws_client(settings, "sqs"), settings.run_queue_url),
-        default_catalog(),
+        agent_catalog(settings),
         RunServicePolicy(retention_seconds=settings.stream_retention_seconds),
         time.time,
         conversations=conversation_store(settings),
     )
+
+
+def agent_catalog(settings: Settings) -> AgentCatalog:
+    return default_catalog(parse_agent_specs(settings.extra_agents) if settings.extra_agents else None)
 
 
 def jwt_verifier(settings: Settings) -> JWTVerifier:
@@ -108,7 +115,7 @@ def build_worker(settings: Settings | None = None) -> RunWorker:
     return RunWorker(
         run_store(settings),
         model_provider(settings),
-        default_catalog(),
+        agent_catalog(settings),
         default_tools(time.time),
         WorkerPolicy(
             default_model=settings.default_model,
@@ -129,7 +136,7 @@ def build_api_app(settings: Settings | None = None) -> Any:
 
 
 def stream_formats() -> dict[str, Any]:
-    formats = [RunwireEventsFormat()]
+    formats = [RunwireEventsFormat(), UI_MESSAGE_STREAM, CHAT_EVENTS, CONTENT_FINAL]
     return {fmt.name: fmt for fmt in formats}
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from ..errors import UnknownAgentError
+from pydantic import Field, ValidationError
+
+from ..errors import ConfigurationError, UnknownAgentError
+from .models import WireModel
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,43 @@ SUMMARIZER = AgentDefinition(
 )
 
 
+class AgentSpec(WireModel):
+    """An operator's own agent, from `EXTRA_AGENTS` (a JSON list of these, camelCase)."""
+
+    agent_id: Annotated[str, Field(pattern=r"^ag_[A-Za-z0-9_-]{1,64}$")]
+    role: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+    description: str = ""
+    system_prompt: Annotated[str, Field(min_length=1)]
+    tools: list[str] = Field(default_factory=list)
+    model: str | None = None
+
+    def definition(self) -> AgentDefinition:
+        return AgentDefinition(
+            role=self.role, agent_id=self.agent_id, description=self.description,
+            system_prompt=self.system_prompt, tools=list(self.tools), model=self.model,
+        )
+
+
+def parse_agent_specs(document: str) -> list[AgentDefinition]:
+    """`EXTRA_AGENTS`: a JSON list of `AgentSpec`s. A bad document stops the cold start, loudly."""
+    try:
+        raw = json.loads(document)
+        if not isinstance(raw, list):
+            raise ValueError("EXTRA_AGENTS must be a JSON list of agents")
+        return [AgentSpec.model_validate(item, strict=False).definition() for item in raw]
+    except (ValueError, ValidationError) as exc:
+        raise ConfigurationError(f"EXTRA_AGENTS is not a valid list of agents: {exc}") from exc
+
+
 class AgentCatalog:
     def __init__(self, agents: list[AgentDefinition]) -> None:
-        self._by_role = {agent.role: agent for agent in agents}
-        self._by_id = {agent.agent_id: agent for agent in agents}
+        self._by_role: dict[str, AgentDefinition] = {}
+        self._by_id: dict[str, AgentDefinition] = {}
+        for agent in agents:
+            if agent.role in self._by_role or agent.agent_id in self._by_id:
+                raise ConfigurationError(f"two agents share the role {agent.role!r} or the id {agent.agent_id!r}")
+            self._by_role[agent.role] = agent
+            self._by_id[agent.agent_id] = agent
 
     def by_role(self, role: str) -> AgentDefinition:
         try:
@@ -61,5 +99,5 @@ class AgentCatalog:
         return list(self._by_role.values())
 
 
-def default_catalog() -> AgentCatalog:
-    return AgentCatalog([CHAT, SUMMARIZER])
+def default_catalog(extra: list[AgentDefinition] | None = None) -> AgentCatalog:
+    return AgentCatalog([CHAT, SUMMARIZER, *(extra or [])])

@@ -46,6 +46,11 @@ def new_run_id() -> str:
     return "run_" + uuid.uuid4().hex
 
 
+def new_conversation_id() -> str:
+    """A fresh uuid4: what surfaces that create conversations hand out (seed 001 wants a uuid)."""
+    return str(uuid.uuid4())
+
+
 class RunService:
     def __init__(
         self,
@@ -66,6 +71,10 @@ class RunService:
         self._policy = policy
         self._clock = clock
         self._new_id = new_id
+
+    @property
+    def catalog(self) -> AgentCatalog:
+        return self._catalog
 
     def start(self, caller: Caller, request: RunRequest) -> RunRecord:
         agent = self._catalog.by_role(request.agent_role)

@@ -9,8 +9,10 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from ..adapters.tokens import JWTVerifier
-from ..core.models import IDENTIFIER_PATTERN, RunRecord, RunRequest
-from ..core.run_service import RunService
+from ..core.models import IDENTIFIER_PATTERN, RunRecord, RunRequest, RunStatus
+from ..core.run_service import RunService, new_conversation_id
+from ..errors import RunFailedError
+from ..formats import content_final
 from .auth import CallerDep
 from .errors import install_error_handlers
 from .views import (
@@ -19,6 +21,7 @@ from .views import (
     EventsPage,
     RunView,
     StartRunResponse,
+    SYNC_WAIT_LIMIT_SECONDS,
     WaitRunRequest,
 )
 
@@ -87,6 +90,31 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
             return started(request, finished, "/v1/runs/{run_id}/stream")
         view = RunView.of(deps.runs.snapshot(who, run.run_id))
         return JSONResponse(view.model_dump(by_alias=True, mode="json"), status_code=200)
+
+    @app.post(
+        "/chat/run",
+        response_model=content_final.ChatRunResponse,
+        responses={**ERROR_RESPONSES, 202: {"model": StartRunResponse, "description": "Still running after 25 s"},
+                   502: {"description": "The run failed: the model provider's error"}},
+        tags=["seed 003"],
+    )
+    def chat_run(body: content_final.ContentChatRequest, request: Request, who: CallerDep) -> JSONResponse:
+        """Seed 003's sync turn: the full reply, remembered in the conversation (created when new)."""
+        run = deps.runs.start(who, content_final.to_run_request(body, new_conversation_id=new_conversation_id))
+        finished = deps.runs.wait_for_end(who, run.run_id, timeout=SYNC_WAIT_LIMIT_SECONDS)
+        if not finished.status.is_terminal:
+            return started(request, finished, "/v1/runs/{run_id}/stream")
+        if finished.status is not RunStatus.SUCCEEDED:
+            error = finished.error
+            raise RunFailedError(
+                error.message if error else f"the run was {finished.status.value}",
+                code=error.code if error else finished.status.value,
+            )
+        answer = content_final.ChatRunResponse(
+            response=deps.runs.snapshot(who, run.run_id).output_text,
+            conversation_id=run.request.conversation_id or "",
+        )
+        return JSONResponse(answer.model_dump(), status_code=200)
 
     @app.get("/v1/runs/{run_id}", response_model=RunView, responses=ERROR_RESPONSES, tags=["runs"])
     def get_run(run_id: str, who: CallerDep) -> RunView:

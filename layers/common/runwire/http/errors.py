@@ -21,6 +21,7 @@ STATUS_BY_ERROR: list[tuple[type[errors.RunwireError], int]] = [
     (errors.OrgForbiddenError, 403),
     (errors.NotFoundError, 404),
     (errors.RunConflictError, 409),
+    (errors.RunFailedError, 502),
     (errors.QueueUnavailableError, 503),
     (errors.StorageError, 503),
 ]

@@ -24,8 +24,10 @@ from ..core.tailing import KeepAlive, PollPolicy, tail_chunks
 from ..core.run_service import RunService
 from ..errors import InvalidRequestError, RunConflictError, RunNotFoundError
 from ..formats.base import StreamContext, StreamFormat
+from ..formats.ui_message_stream import UI_MESSAGE_STREAM
 from .auth import CallerDep
 from .errors import install_error_handlers
+from .surfaces import add_surface_routes
 
 After = Annotated[int | None, Query(ge=0, description="Replay the events after this seq")]
 Format = Annotated[str | None, Query(alias="format", description="Wire format; default `runwire` (seed 000)")]
@@ -86,7 +88,11 @@ class StreamDependencies:
 
 
 def stream_headers(fmt: StreamFormat, context: StreamContext) -> dict[str, str]:
-    return {**SSE_HEADERS, "X-Run-Id": context.run.run_id, **fmt.headers(context)}
+    """Ours, then the format's, merged by lower-cased name (HTTP header names are case-insensitive)."""
+    merged: dict[str, str] = {}
+    for name, value in [*SSE_HEADERS.items(), ("X-Run-Id", context.run.run_id), *fmt.headers(context).items()]:
+        merged[name.lower()] = value
+    return merged
 
 
 def parse_resume_point(last_event_id: str | None, after: int | None) -> int:
@@ -231,6 +237,14 @@ def create_stream_app(deps: StreamDependencies) -> FastAPI:
         """The one-request variant: create the run and stream it in this response. When the client
         disconnects the run is cancelled, unless `onDisconnect` is `continue`."""
         return await streamer.one_shot(caller, body.run_request(), streamer.pick_format(format_name), body.on_disconnect)
+
+    add_surface_routes(app, streamer.one_shot, deps.runs.catalog)
+
+    @app.get("/api/agent/chat/{conversation_id}/stream", tags=["seed 001"], response_class=StreamingResponse)
+    async def resume_chat(conversation_id: str, caller: CallerDep) -> Response:
+        """Seed 001's resume: the conversation's active assistant message, replayed from its `start`
+        and followed live, as an AI SDK UI message stream; 204 when nothing is active."""
+        return await streamer.active_message(caller, conversation_id, UI_MESSAGE_STREAM)
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict[str, str]:

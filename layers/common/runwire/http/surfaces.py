@@ -1,0 +1,137 @@
+"""The route table of the client surfaces that answer one request with one stream.
+
+Each surface is a module in `runwire/formats/` (its request model, the adapter to a `RunRequest`,
+its encoder) plus one row here. Adding a fifth surface touches that folder and this table.
+"""
+
+# No `from __future__ import annotations` here, on purpose: FastAPI reads each endpoint's body
+# type from its annotation at runtime, and `surface_endpoint` makes endpoints from this table's
+# types, which a string annotation could not name.
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Union
+
+from fastapi import FastAPI, Response
+from pydantic import Discriminator, Tag
+
+from ..core.agents import AgentCatalog
+from ..core.models import RunRequest
+from ..core.run_service import new_conversation_id
+from ..errors import RunwireError, UnknownAgentError
+from ..formats import chat_events, content_final, ui_message_stream
+from ..formats.base import StreamFormat
+from .auth import CallerDep
+from .errors import error_response, status_for
+
+
+@dataclass(frozen=True)
+class Surface:
+    name: str
+    body: type
+    to_run_request: Callable[[Any, AgentCatalog], RunRequest]
+    format: StreamFormat
+    claims: Callable[[dict[str, Any]], bool] = lambda raw: True
+    """On a path shared by several surfaces: whether a raw body is this surface's."""
+    statuses: dict[type[RunwireError], int] = field(default_factory=dict)
+    """Where this surface's documented status differs from the API's default."""
+
+    def status_for(self, error: RunwireError) -> int:
+        for error_type, status in self.statuses.items():
+            if isinstance(error, error_type):
+                return status
+        return status_for(error)
+
+
+@dataclass(frozen=True)
+class SurfaceRoute:
+    path: str
+    surfaces: tuple[Surface, ...]
+    summary: str
+    tags: tuple[str, ...]
+
+    def body_type(self) -> Any:
+        if len(self.surfaces) == 1:
+            return self.surfaces[0].body
+
+        def pick(raw: Any) -> str:
+            if not isinstance(raw, dict):
+                return self.surfaces[-1].name
+            return next(s.name for s in self.surfaces if s.claims(raw))
+
+        members = tuple(Annotated[s.body, Tag(s.name)] for s in self.surfaces)
+        return Annotated[Union[members], Discriminator(pick)]  # noqa: UP007 - Union of a runtime tuple
+
+    def surface_for(self, body: Any) -> Surface:
+        return next(s for s in self.surfaces if isinstance(body, s.body))
+
+
+AI_SDK_CHAT = Surface(
+    name="ai-sdk-chat",
+    body=ui_message_stream.UIChatStreamRequest,
+    to_run_request=lambda body, catalog: ui_message_stream.to_run_request(
+        body, new_conversation_id=new_conversation_id
+    ),
+    format=ui_message_stream.UI_MESSAGE_STREAM,
+)
+
+AGENT_CHAT = Surface(
+    name="agent-chat",
+    body=chat_events.AgentChatRequest,
+    to_run_request=chat_events.to_run_request,
+    format=chat_events.CHAT_EVENTS,
+    claims=lambda raw: "agent_id" in raw,
+    statuses={UnknownAgentError: 404},  # seed 002: "404 Agent not found"
+)
+
+CONTENT_CHAT = Surface(
+    name="content-chat",
+    body=content_final.ContentChatRequest,
+    to_run_request=lambda body, catalog: content_final.to_run_request(
+        body, new_conversation_id=new_conversation_id
+    ),
+    format=content_final.CONTENT_FINAL,
+)
+
+STREAM_ROUTES: tuple[SurfaceRoute, ...] = (
+    SurfaceRoute(
+        "/api/agent/chat/stream",
+        (AI_SDK_CHAT,),
+        "Seed 001: an AI SDK UI message stream (useChat's DefaultChatTransport)",
+        ("seed 001",),
+    ),
+    SurfaceRoute(
+        "/chat/stream",
+        (AGENT_CHAT, CONTENT_CHAT),
+        "Seed 002 (with agent_id): {type, content} events; seed 003 (without): {content, is_final, metrics}",
+        ("seed 002", "seed 003"),
+    ),
+)
+
+
+def surface_endpoint(route: SurfaceRoute, start_stream: Callable[..., Any], catalog: AgentCatalog) -> Callable[..., Any]:
+    body_type = route.body_type()
+
+    async def endpoint(body: body_type, caller: CallerDep) -> Response:  # type: ignore[valid-type]
+        surface = route.surface_for(body)
+        try:
+            request = surface.to_run_request(body, catalog)
+            return await start_stream(caller, request, surface.format, getattr(body, "on_disconnect", "cancel"))  # type: ignore[no-any-return]
+        except RunwireError as error:
+            return error_response(error, surface.status_for(error))
+
+    endpoint.__doc__ = route.summary + ". The run is cancelled when the client disconnects."
+    return endpoint
+
+
+def add_surface_routes(app: FastAPI, start_stream: Callable[..., Any], catalog: AgentCatalog) -> None:
+    for route in STREAM_ROUTES:
+        app.add_api_route(
+            route.path,
+            surface_endpoint(route, start_stream, catalog),
+            methods=["POST"],
+            summary=route.summary,
+            tags=list(route.tags),
+            response_class=Response,
+            responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+        )
