@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.routing import Match
 
@@ -25,7 +26,20 @@ class Gateway:
     def _is_stream(self, scope: dict[str, Any]) -> bool:
         return scope["type"] == "http" and any(route.matches(scope)[0] is Match.FULL for route in self._stream_routes)
 
+    def openapi(self) -> dict[str, Any]:
+        """One document for both apps, so the local /docs page shows every route."""
+        merged = dict(self.api.openapi())
+        stream = self.stream.openapi()
+        merged["paths"] = {**merged.get("paths", {}), **stream.get("paths", {})}
+        schemas = {**merged.get("components", {}).get("schemas", {}), **stream.get("components", {}).get("schemas", {})}
+        merged["components"] = {**merged.get("components", {}), "schemas": schemas}
+        merged["info"] = {**merged["info"], "title": "runwire (local: API and streams on one port)"}
+        return merged
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/openapi.json":
+            await JSONResponse(self.openapi())(scope, receive, send)
+            return
         target = self.stream if self._is_stream(scope) else self.api
         await target(scope, receive, send)
 

@@ -130,3 +130,11 @@ def test_bad_last_event_id_is_400(stack, client):
 
 def test_unknown_route_is_a_json_404(stack, client):
     assert_error(client.get(f"{stack.base_url}/nope", headers=stack.headers()), 404, "not_found")
+
+
+def test_local_openapi_page_lists_the_api_and_the_stream_routes(stack, client):
+    assert client.get(f"{stack.base_url}/docs").status_code == 200
+    paths = client.get(f"{stack.base_url}/openapi.json").json()["paths"]
+    for path in ("/v1/runs", "/v1/runs/wait", "/ai/agent/stream", "/ai/stream/{stream_id}", "/v1/runs/stream",
+                 "/api/agent/chat/stream", "/chat/stream", "/chat/run"):
+        assert path in paths
