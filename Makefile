@@ -8,7 +8,7 @@ SAM := $(TOOLS)/sam/bin/sam
 ORG ?= my-org
 PORT ?= 8000
 
-.PHONY: install tools dev test test-unit test-fast token template-check bench clean
+.PHONY: install tools js-clients dev test test-unit test-fast token template-check bench clean
 
 $(VENV)/.installed: layers/common/pyproject.toml requirements-dev.txt
 	@echo "==> creating $(VENV) and installing runwire + dev dependencies"
@@ -37,7 +37,10 @@ token: install
 template-check: install tools
 	@SAM_CLI=$(SAM) $(PY) -m devstack.template_check
 
-test: install tools
+js-clients:
+	@bash tests/js/install.sh
+
+test: install tools js-clients
 	@echo "==> running unit, contract, functional and integration tests"
 	@SAM_CLI=$(SAM) $(PY) -m pytest
 
