@@ -80,7 +80,7 @@ class ToolUse:
     """None: a fresh `toolu_…` id per response."""
 
 
-class Interruption(str, enum.Enum):
+class Interruption(enum.StrEnum):
     ERROR_EVENT = "error_event"
     """Send `event: error` with `error_type`, then end the response (no message_stop)."""
     CUT = "cut"

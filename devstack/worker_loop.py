@@ -103,7 +103,7 @@ class EventSourceMapping:
                 log.warning("worker reported message %s as failed; SQS will redeliver it", message["MessageId"])
             else:
                 self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
-        except Exception:  # noqa: BLE001 - an invocation error is what Lambda would log and retry
+        except Exception:
             log.exception("worker invocation crashed; SQS will redeliver the message")
         finally:
             self._slots.release()

@@ -1,6 +1,7 @@
 """StartRunFunction: the JSON API behind API Gateway (FastAPI under Mangum)."""
 
 from mangum import Mangum
+
 from runwire.observability import configure_lambda_logging
 from runwire.wiring import build_api_app
 

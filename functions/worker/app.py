@@ -4,6 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
 from runwire.core.models import RunMessage
 from runwire.observability import configure_lambda_logging
 from runwire.wiring import build_worker

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from devstack.messages_server import MessagesServer, Reply, estimate_input_tokens
 from runwire.adapters.anthropic_provider import AnthropicProvider
 from runwire.core.agent_loop import AgentEvent, AgentLoop, RunUsage, ToolCompleted
 from runwire.core.cancellation import CancellationToken
@@ -25,8 +27,6 @@ from runwire.errors import (
     ModelStreamInterruptedError,
     ModelUnavailableError,
 )
-
-from devstack.messages_server import MessagesServer, Reply, estimate_input_tokens
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +88,7 @@ class BackgroundStream:
                 with self.text_seen:
                     self.events.append(event)
                     self.text_seen.notify_all()
-        except BaseException as exc:  # noqa: BLE001 - handed to the test to assert on
+        except BaseException as exc:
             self.error = exc
         finally:
             with self.text_seen:

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from .test_streaming import read_events
-
 EXAMPLES = Path(__file__).parent / "seed_examples"
 
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
-from runwire.core.run_service import new_conversation_id
+
 from runwire.core.agents import default_catalog
 from runwire.core.models import (
     EndChunk,
@@ -29,6 +29,7 @@ from runwire.core.models import (
     Usage,
     UsageChunk,
 )
+from runwire.core.run_service import new_conversation_id
 from runwire.errors import InvalidRequestError, UnknownAgentError
 from runwire.formats import chat_events, content_final, ui_message_stream
 from runwire.formats.base import StreamContext, StreamFormat

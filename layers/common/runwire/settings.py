@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class ProviderName(str, enum.Enum):
+class ProviderName(enum.StrEnum):
     ANTHROPIC = "anthropic"
     SCRIPTED = "scripted"
 

@@ -20,6 +20,7 @@ from .core.tailing import PollPolicy
 from .core.tools import default_tools
 from .core.worker import RunWorker, WorkerPolicy
 from .errors import ConfigurationError
+from .formats.base import StreamFormat
 from .formats.chat_events import CHAT_EVENTS
 from .formats.content_final import CONTENT_FINAL
 from .formats.runwire_events import RunwireEventsFormat
@@ -135,8 +136,8 @@ def build_api_app(settings: Settings | None = None) -> Any:
     return create_api_app(ApiDependencies(run_service(settings), jwt_verifier(settings), settings.stream_base_url))
 
 
-def stream_formats() -> dict[str, Any]:
-    formats = [RunwireEventsFormat(), UI_MESSAGE_STREAM, CHAT_EVENTS, CONTENT_FINAL]
+def stream_formats() -> dict[str, StreamFormat]:
+    formats: list[StreamFormat] = [RunwireEventsFormat(), UI_MESSAGE_STREAM, CHAT_EVENTS, CONTENT_FINAL]
     return {fmt.name: fmt for fmt in formats}
 
 

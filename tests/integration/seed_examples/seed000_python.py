@@ -3,7 +3,11 @@ import os
 
 jwt = os.environ["JWT"]
 
-import json, requests, sseclient
+import json
+
+import requests
+import sseclient
+
 base = os.environ["BASE"]
 headers = {
     'orgid': 'my-org',

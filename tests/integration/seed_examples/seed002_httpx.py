@@ -4,8 +4,9 @@ import os
 BASE = os.environ["BASE"]
 YOUR_TOKEN = os.environ["TOKEN"]
 
-import httpx
 import json
+
+import httpx
 
 with httpx.stream("POST", f"{BASE}/chat/stream",
     headers={"Authorization": f"Bearer {YOUR_TOKEN}"},

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..errors import ConditionFailedError, QueueUnavailableError
 from ..core.models import (
     Chunk,
     ConversationMessage,
@@ -23,6 +22,7 @@ from ..core.models import (
 )
 from ..core.ports import Clock
 from ..core.runs import allowed_sources
+from ..errors import ConditionFailedError, QueueUnavailableError
 
 
 class InMemoryRunStore:

@@ -25,7 +25,7 @@ class CancellationToken:
         for callback in callbacks:
             try:
                 callback()
-            except Exception:  # noqa: BLE001 - closing an already broken stream may raise; cancelling must not
+            except Exception:
                 pass
 
     def wait(self, seconds: float) -> bool:

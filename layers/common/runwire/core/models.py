@@ -6,7 +6,7 @@ Field names on the wire follow seed 000 (camelCase); Python attributes are snake
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 from pydantic.alias_generators import to_camel
@@ -88,7 +88,7 @@ class RunRequest(WireModel):
 
 
 # --- run state ----------------------------------------------------------------------------------
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -178,7 +178,7 @@ class EndChunk(WireModel):
 
 
 Chunk = Annotated[
-    Union[TextChunk, ToolUseChunk, ToolResultChunk, UsageChunk, ErrorChunk, EndChunk],
+    TextChunk | ToolUseChunk | ToolResultChunk | UsageChunk | ErrorChunk | EndChunk,
     Field(discriminator="type"),
 ]
 

@@ -10,7 +10,7 @@ import ast
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import ToolError
@@ -27,7 +27,7 @@ class ServerTool:
         return self.spec.name
 
 
-_BINARY = {
+_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
@@ -36,7 +36,7 @@ _BINARY = {
     ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
-_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 
 
 def evaluate_arithmetic(expression: str) -> int | float:
@@ -91,7 +91,7 @@ def calculator_tool() -> ServerTool:
 
 def clock_tool(clock: Clock) -> ServerTool:
     def run(arguments: dict[str, Any]) -> Any:
-        now = datetime.fromtimestamp(clock(), tz=timezone.utc)
+        now = datetime.fromtimestamp(clock(), tz=UTC)
         return {"utc": now.isoformat(timespec="seconds"), "weekday": now.strftime("%A")}
 
     return ServerTool(

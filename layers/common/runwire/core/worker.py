@@ -54,7 +54,7 @@ class WorkerPolicy:
     coalescing: CoalescingPolicy = field(default_factory=CoalescingPolicy)
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     EXECUTED = "executed"
     DUPLICATE = "duplicate"
     MISSING = "missing"
@@ -148,7 +148,7 @@ class RunWorker:
                 events.put(_AgentDone())
             except ModelError as exc:
                 events.put(_AgentDone(RunError(code=exc.code, message=exc.message)))
-            except Exception:  # noqa: BLE001 - any bug in the loop must still end the run
+            except Exception:
                 log.exception("agent loop crashed", extra={"run_id": run.run_id})
                 events.put(_AgentDone(RunError(code="internal_error", message="The agent failed unexpectedly.")))
 

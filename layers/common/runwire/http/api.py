@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -16,16 +16,16 @@ from ..formats import content_final
 from .auth import CallerDep
 from .errors import install_error_handlers
 from .views import (
+    SYNC_WAIT_LIMIT_SECONDS,
     ConversationMessagesPage,
     ConversationMessageView,
     EventsPage,
     RunView,
     StartRunResponse,
-    SYNC_WAIT_LIMIT_SECONDS,
     WaitRunRequest,
 )
 
-ERROR_RESPONSES = {
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid request: `{\"error\": {\"code\", \"message\"}}`"},
     401: {"description": "Missing, invalid or expired token"},
     403: {"description": "The token does not grant the requested org"},

@@ -20,8 +20,8 @@ from pydantic import Field
 from ..adapters.tokens import JWTVerifier
 from ..core.models import Caller, RunRecord, RunRequest, StoredChunk
 from ..core.ports import Clock, RunStore
-from ..core.tailing import KeepAlive, PollPolicy, tail_chunks
 from ..core.run_service import RunService
+from ..core.tailing import KeepAlive, PollPolicy, tail_chunks
 from ..errors import InvalidRequestError, RunConflictError, RunNotFoundError
 from ..formats.base import StreamContext, StreamFormat
 from ..formats.ui_message_stream import UI_MESSAGE_STREAM

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import Field
 
-from ..core.models import ConversationMessage, EndChunk, RunError, RunRecord, RunRequest, RunStatus, StoredChunk, Usage, WireModel
+from ..core.models import (
+    ConversationMessage,
+    EndChunk,
+    RunError,
+    RunRecord,
+    RunRequest,
+    RunStatus,
+    StoredChunk,
+    Usage,
+    WireModel,
+)
 from ..core.run_service import RunSnapshot
 
 
 def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 SYNC_WAIT_LIMIT_SECONDS = 25.0
