@@ -33,13 +33,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 @cache
-def _boto3() -> Any:
+def _aws_session() -> Any:
     import boto3
 
-    return boto3
+    return boto3.session.Session()
 
 
-def aws_client(settings: Settings, service: str) -> Any:
+@cache
+def _aws_client(service: str, region: str, endpoint_url: str | None) -> Any:
     from botocore.config import Config
 
     config = Config(
@@ -49,9 +50,13 @@ def aws_client(settings: Settings, service: str) -> Any:
         read_timeout=10,
         tcp_keepalive=True,
     )
-    return _boto3().session.Session().client(
-        service, region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url, config=config
-    )
+    return _aws_session().client(service, region_name=region, endpoint_url=endpoint_url, config=config)
+
+
+def aws_client(settings: Settings, service: str) -> Any:
+    """One client per service per container: clients are thread-safe, and each costs 50-100 ms
+    to build (botocore loads the service's model), so the stores share them."""
+    return _aws_client(service, settings.aws_region, settings.aws_endpoint_url)
 
 
 def run_store(settings: Settings) -> DynamoDBRunStore:
