@@ -47,5 +47,10 @@ test: install tools js-clients
 test-fast: install
 	@$(PY) -m pytest tests/unit tests/contract -q
 
+# What the pipeline adds (latency, requests, cost, cold start) beside a pipeline-less baseline;
+# prints the table and writes bench/results/{latest.json,latest.md,lag.png}. Takes a few minutes.
+bench: install
+	@$(PY) -m bench
+
 clean:
-	rm -rf .aws-sam .pytest_cache bench/results/latest.json bench/results/*.png
+	rm -rf .aws-sam .pytest_cache bench/results/latest.json bench/results/latest.md bench/results/*.png

@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from .resources import create_local_resources, load_template
 from .token import dev_secret
@@ -64,23 +65,41 @@ def stack_environment(port: int, moto_endpoint: str) -> dict[str, str]:
     return env
 
 
+# --- for `make bench`: an external AWS endpoint, and AWS requests tagged with their process ------
+def start_aws_endpoint(external: str, moto_port: int) -> tuple[Any, str]:
+    """The embedded moto server (started here), or None and the external endpoint given."""
+    if external:
+        return None, external.rstrip("/")
+    from moto.server import ThreadedMotoServer
+
+    moto_port = moto_port or free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+    moto.start()
+    return moto, f"http://127.0.0.1:{moto_port}"
+
+
+def tagged(env: dict[str, str], role: str) -> dict[str, str]:
+    """botocore adds `app/<AWS_SDK_UA_APP_ID>` to every request's User-Agent, so a counting endpoint
+    can tell the worker's requests from the HTTP apps' (the benchmark's per-process counts)."""
+    return {**env, "AWS_SDK_UA_APP_ID": env.get("AWS_SDK_UA_APP_ID") or f"runwire-{role}"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run runwire locally.")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "0")))
     parser.add_argument("--quiet", action="store_true", help="print only the banner (tests, benchmarks)")
+    parser.add_argument(
+        "--aws-endpoint", metavar="URL", default="",
+        help="use this AWS endpoint (e.g. `make bench`'s request-counting moto server) instead of starting one",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s devstack %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
 
-    from moto.server import ThreadedMotoServer
-
-    moto_port = args.moto_port or free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{moto_port}"
+    moto, endpoint = start_aws_endpoint(args.aws_endpoint, args.moto_port)
     env = stack_environment(args.port, endpoint)
-    log.info("moto server (DynamoDB, SQS, S3) on %s", endpoint)
+    log.info("moto server (DynamoDB, SQS, S3) on %s%s", endpoint, " (external)" if moto is None else "")
 
     import boto3
 
@@ -98,11 +117,12 @@ def main() -> None:
 
     output = subprocess.DEVNULL if args.quiet else None
     children = [
-        subprocess.Popen([sys.executable, "-m", "devstack.worker_loop"], env=env, cwd=ROOT, stdout=output, stderr=output),
+        subprocess.Popen([sys.executable, "-m", "devstack.worker_loop"], env=tagged(env, "worker"), cwd=ROOT,
+                         stdout=output, stderr=output),
         subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "devstack.gateway:app", "--host", "127.0.0.1", "--port", str(args.port),
              "--log-level", "warning" if args.quiet else "info", "--timeout-graceful-shutdown", "2"],
-            env=env, cwd=ROOT, stdout=output, stderr=output,
+            env=tagged(env, "gateway"), cwd=ROOT, stdout=output, stderr=output,
         ),
     ]
 
@@ -115,7 +135,8 @@ def main() -> None:
                 child.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 child.kill()
-        moto.stop()
+        if moto is not None:
+            moto.stop()
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, shutdown)
