@@ -88,6 +88,30 @@ def measure_once(name: str) -> tuple[float, float, dict[str, float]]:
     return cumulative_us / 1000, rss_kb / 1024, by_package
 
 
+_FLOOR_PROBE = """
+import time
+t = time.perf_counter(); import fastapi; fastapi_ms = (time.perf_counter() - t) * 1000
+t = time.perf_counter(); import botocore.session; session = botocore.session.get_session(); botocore_ms = (time.perf_counter() - t) * 1000
+t = time.perf_counter(); session.create_client("dynamodb", region_name="us-east-1"); client_ms = (time.perf_counter() - t) * 1000
+print("FLOOR", fastapi_ms, botocore_ms, client_ms)
+"""
+
+
+def measure_floor(repeats: int) -> dict[str, float]:
+    """What any FastAPI function that talks to DynamoDB pays before a line of runwire runs: importing
+    FastAPI (with pydantic, starlette, anyio), a botocore session, and building one DynamoDB client.
+    The shape fixes FastAPI and DynamoDB, so this is the floor the import targets are measured against."""
+    samples = []
+    for _ in range(max(1, repeats)):
+        result = subprocess.run([sys.executable, "-c", _FLOOR_PROBE], cwd=ROOT, env=deployed_environment(),
+                                capture_output=True, text=True, timeout=120, check=True)
+        line = next(line for line in result.stdout.splitlines() if line.startswith("FLOOR"))
+        samples.append([float(v) for v in line.split()[1:]])
+    parts = {name: round(median([s[i] for s in samples]) or 0, 1)
+             for i, name in enumerate(("fastapi_import_ms", "botocore_session_ms", "dynamodb_client_ms"))}
+    return {**parts, "total_ms": round(sum(parts.values()), 1)}
+
+
 def measure(repeats: int, progress: Any = print) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name in FUNCTIONS:
@@ -107,4 +131,6 @@ def measure(repeats: int, progress: Any = print) -> dict[str, Any]:
         }
         progress(f"  cold start {name}: import {results[name]['import_ms']:.0f} ms, "
                  f"peak RSS {results[name]['peak_rss_mb']:.0f} MB (median of {repeats})")
+    results["floor"] = measure_floor(repeats)
+    progress(f"  cold-start floor (fastapi + botocore + a DynamoDB client): {results['floor']['total_ms']:.0f} ms")
     return results

@@ -1,3 +1,5 @@
+import pytest
+
 from runwire.core.chunks import CoalescingPolicy, TextCoalescer
 
 
@@ -6,15 +8,22 @@ def test_first_delta_after_quiet_is_written_at_once():
     assert coalescer.add("Hello", now=10.0) == "Hello"
 
 
-def test_deltas_inside_the_window_are_batched_until_the_deadline():
+def test_deltas_inside_the_window_are_batched_and_flushed_by_the_first_arrival_after_it():
     coalescer = TextCoalescer(CoalescingPolicy(window_seconds=0.1))
     coalescer.add("a", now=10.0)
     assert coalescer.add("b", now=10.02) is None
     assert coalescer.add("c", now=10.04) is None
-    assert coalescer.deadline() == 10.1
-    assert coalescer.flush_due(10.09) is None
-    assert coalescer.flush_due(10.1) == "bc"
+    assert coalescer.add("d", now=10.1) == "bcd"  # the newest token waits nothing
     assert coalescer.deadline() is None
+
+
+def test_a_pause_flushes_on_the_timer_half_a_window_after_the_window():
+    coalescer = TextCoalescer(CoalescingPolicy(window_seconds=0.1))
+    coalescer.add("a", now=10.0)
+    coalescer.add("b", now=10.02)
+    assert coalescer.deadline() == pytest.approx(10.15)
+    assert coalescer.flush_due(10.14) is None
+    assert coalescer.flush_due(10.15) == "b"
 
 
 def test_size_cap_flushes_before_the_window():

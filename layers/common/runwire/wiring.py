@@ -34,9 +34,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 @cache
 def _aws_session() -> Any:
-    import boto3
+    # botocore, not boto3: the functions only need clients, and boto3's import (resources,
+    # s3transfer) adds about 50 ms to every cold start.
+    import botocore.session
 
-    return boto3.session.Session()
+    return botocore.session.get_session()
 
 
 @cache
@@ -50,7 +52,7 @@ def _aws_client(service: str, region: str, endpoint_url: str | None) -> Any:
         read_timeout=10,
         tcp_keepalive=True,
     )
-    return _aws_session().client(service, region_name=region, endpoint_url=endpoint_url, config=config)
+    return _aws_session().create_client(service, region_name=region, endpoint_url=endpoint_url, config=config)
 
 
 def aws_client(settings: Settings, service: str) -> Any:
@@ -95,7 +97,7 @@ def jwt_verifier(settings: Settings) -> JWTVerifier:
     if settings.jwt_secret_arn:
         from .adapters.secrets import resolve_secret
 
-        return JWTVerifier(resolve_secret(settings.jwt_secret_arn))
+        return JWTVerifier(resolve_secret(settings.jwt_secret_arn, lambda service: aws_client(settings, service)))
     raise ConfigurationError("set JWT_SECRET_ARN (deployed) or JWT_SECRET (local) to verify tokens")
 
 
@@ -110,7 +112,7 @@ def model_provider(settings: Settings) -> ModelProvider:
     if not api_key and settings.anthropic_api_key_secret_arn:
         from .adapters.secrets import resolve_secret
 
-        api_key = resolve_secret(settings.anthropic_api_key_secret_arn)
+        api_key = resolve_secret(settings.anthropic_api_key_secret_arn, lambda service: aws_client(settings, service))
     if not api_key:
         raise ConfigurationError("MODEL_PROVIDER=anthropic needs ANTHROPIC_API_KEY or ANTHROPIC_API_KEY_SECRET_ARN")
     return AnthropicProvider(api_key=api_key, base_url=settings.anthropic_base_url)
@@ -158,7 +160,7 @@ def build_stream_app(settings: Settings | None = None) -> Any:
             verifier=jwt_verifier(settings),
             formats=stream_formats(),
             default_format=RunwireEventsFormat.name,
-            poll_policy=PollPolicy(),
+            poll_policy=PollPolicy(write_interval=settings.chunk_window_ms / 1000),
             clock=time.time,
         )
     )

@@ -1,9 +1,10 @@
 """Turning a model's token deltas into few, numbered chunk writes.
 
 A model emits a delta every few tens of milliseconds; writing each one would cost a DynamoDB
-write per token. `TextCoalescer` batches deltas on a time window (and a size cap), with a leading
-edge: the first delta after a quiet spell is written at once, so time to first token pays no
-window. `ChunkWriter` numbers chunks 1, 2, 3… and writes each with a conditional put, so a seq is
+write per token. `TextCoalescer` writes at most once per window (and at a size cap). It flushes on
+a delta's arrival once the window since the last write has passed, so the newest token of each
+batch waits nothing; the first delta after a quiet spell is written at once, so time to first
+token pays no window. A timer flushes what is left when the model pauses (`deadline`). `ChunkWriter` numbers chunks 1, 2, 3… and writes each with a conditional put, so a seq is
 written at most once.
 """
 
@@ -38,15 +39,17 @@ class TextCoalescer:
             return None
         self._buffer.append(text)
         self._size += len(text)
-        if self._size >= self._policy.max_chars or now - self._last_flush >= self._policy.window_seconds:
+        if self._size >= self._policy.max_chars or now - self._last_flush >= self._policy.window_seconds - 1e-6:
             return self._flush(now)
         return None
 
     def deadline(self) -> float | None:
-        """When the buffered text must be written, or None when nothing is buffered."""
+        """When buffered text must be written even if no delta arrives (the model paused), or None.
+
+        Half a window past the window's end: a steady stream flushes on arrival before that."""
         if not self._buffer:
             return None
-        return self._last_flush + self._policy.window_seconds
+        return self._last_flush + self._policy.window_seconds * 1.5
 
     def flush_due(self, now: float) -> str | None:
         deadline = self.deadline()

@@ -86,24 +86,13 @@ class RunWorker:
         self._clock = clock
 
     def process(self, message: RunMessage) -> Outcome:
-        run = self._store.get_run(message.org_id, message.run_id)
-        if run is None:
-            log.warning("run not found or expired; dropping its message", extra={"run_id": message.run_id})
-            return Outcome.MISSING
-        if run.status.is_terminal:
-            log.info("run already %s; duplicate delivery ignored", run.status.value, extra={"run_id": run.run_id})
-            return Outcome.DUPLICATE
         now = self._clock()
-        if run.status is RunStatus.RUNNING:
-            if run.lease_expires_at is not None and now < run.lease_expires_at:
-                log.info("run is being worked on elsewhere; duplicate delivery ignored", extra={"run_id": run.run_id})
-                return Outcome.DUPLICATE
-            self._recover_orphan(run)
-            return Outcome.RECOVERED
         try:
+            # Claim first: the conditional update returns the run, so the common case costs one
+            # request; the run is read only when the claim loses.
             claimed = self._store.transition(
-                run.org_id,
-                run.run_id,
+                message.org_id,
+                message.run_id,
                 RunStatus.RUNNING,
                 changes={
                     "started_at": now,
@@ -111,11 +100,21 @@ class RunWorker:
                 },
             )
         except ConditionFailedError:
-            log.info("another worker claimed the run first", extra={"run_id": run.run_id})
-            return Outcome.DUPLICATE
-        log.info("claimed run; starting agent %s", claimed.agent_id, extra={"run_id": run.run_id})
+            return self._claim_lost(message, now)
+        log.info("claimed run; starting agent %s", claimed.agent_id, extra={"run_id": claimed.run_id})
         self._execute(claimed)
         return Outcome.EXECUTED
+
+    def _claim_lost(self, message: RunMessage, now: float) -> Outcome:
+        run = self._store.get_run(message.org_id, message.run_id)
+        if run is None:
+            log.warning("run not found or expired; dropping its message", extra={"run_id": message.run_id})
+            return Outcome.MISSING
+        if run.status is RunStatus.RUNNING and run.lease_expires_at is not None and now >= run.lease_expires_at:
+            self._recover_orphan(run)
+            return Outcome.RECOVERED
+        log.info("run is %s elsewhere; duplicate delivery ignored", run.status.value, extra={"run_id": run.run_id})
+        return Outcome.DUPLICATE
 
     # -------------------------------------------------------------------------------------------
     def _recover_orphan(self, run: RunRecord) -> None:
