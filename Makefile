@@ -8,7 +8,7 @@ SAM := $(TOOLS)/sam/bin/sam
 ORG ?= my-org
 PORT ?= 8000
 
-.PHONY: install tools js-clients dev test test-unit test-fast token template-check bench clean
+.PHONY: install tools js-clients lint dev test test-unit test-fast token template-check bench clean
 
 $(VENV)/.installed: layers/common/pyproject.toml requirements-dev.txt
 	@echo "==> creating $(VENV) and installing runwire + dev dependencies"
@@ -40,7 +40,12 @@ template-check: install tools
 js-clients:
 	@bash tests/js/install.sh
 
-test: install tools js-clients
+lint: install
+	@echo "==> ruff and mypy"
+	@$(PY) -m ruff check .
+	@$(PY) -m mypy layers/common/runwire
+
+test: install tools js-clients lint
 	@echo "==> running unit, contract, functional and integration tests"
 	@SAM_CLI=$(SAM) $(PY) -m pytest
 
