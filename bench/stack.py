@@ -16,13 +16,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devstack.readiness import stop, wait_until_healthy
 from runwire.adapters.tokens import issue_token
 
 from .counting import RequestLog
@@ -58,13 +58,7 @@ def base_environment(token_delay_ms: float) -> dict[str, str]:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop(process, timeout=15)
 
 
 def _wait_for_line(process: subprocess.Popen[bytes], log_path: Path, marker: str, timeout: float) -> str:
@@ -83,16 +77,8 @@ def _wait_for_line(process: subprocess.Popen[bytes], log_path: Path, marker: str
 
 
 def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
+    if wait_until_healthy(url, process, timeout):
+        return
     _stop(process)
     raise RuntimeError(f"{url} did not answer:\n{log_path.read_text(errors='replace')[-3000:]}")
 

@@ -17,10 +17,10 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from .readiness import wait_until_healthy
 from .resources import create_local_resources, load_template
 from .token import dev_secret
 
@@ -32,20 +32,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the HTTP server exited with code {process.returncode} while starting")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"the HTTP server did not answer {url} within {timeout:.0f}s")
 
 
 def stack_environment(port: int, moto_endpoint: str) -> dict[str, str]:
@@ -143,7 +129,9 @@ def main() -> None:
     signal.signal(signal.SIGINT, shutdown)
 
     base = f"http://127.0.0.1:{args.port}"
-    wait_until_healthy(f"{base}/healthz", children[1])
+    if not wait_until_healthy(f"{base}/healthz", children[1]):
+        log.error("the HTTP server did not become healthy; stopping the stack")
+        shutdown()
     from runwire.adapters.tokens import issue_token
 
     token = issue_token(env["JWT_SECRET"], subject="dev-user", org="my-org", lifetime_seconds=12 * 3600, now=time.time())

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.readiness import stop
 from runwire.adapters.tokens import issue_token
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,11 +85,7 @@ def start_stack(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str)
 def stack(tmp_path_factory):
     stack, process = start_stack(tmp_path_factory, "stack")
     yield stack
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop(process)
 
 
 @pytest.fixture

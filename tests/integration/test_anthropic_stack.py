@@ -4,11 +4,11 @@ server speaking the Messages streaming protocol (devstack.messages_server)."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
 from devstack.messages_server import MessagesServer, Reply
+from devstack.readiness import stop
 
 from .conftest import start_stack
 from .test_streaming import read_events
@@ -28,11 +28,7 @@ def anthropic_stack(tmp_path_factory, messages_server):
         ANTHROPIC_API_KEY="sk-ant-local-test", DEFAULT_MODEL="claude-default-test",
     )
     yield stack
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop(process)
 
 
 def stream_chunks(stack, client, body):
