@@ -138,3 +138,21 @@ def test_local_openapi_page_lists_the_api_and_the_stream_routes(stack, client):
     for path in ("/v1/runs", "/v1/runs/wait", "/ai/agent/stream", "/ai/stream/{stream_id}", "/v1/runs/stream",
                  "/api/agent/chat/stream", "/chat/stream", "/chat/run"):
         assert path in paths
+
+
+def test_an_oversized_request_is_413_and_stores_nothing(stack, client):
+    before = count_runs(stack)
+    body = {"task": "x", "images": [{"data": "A" * 400_000, "mimeType": "image/png"}]}
+    response = client.post(f"{stack.base_url}/v1/runs", json=body, headers=stack.headers())
+    assert_error(response, 413, "request_too_large")
+    assert "images[].url" in response.json()["error"]["message"]
+    assert count_runs(stack) == before
+
+
+def test_an_absurdly_long_run_id_is_404_not_a_storage_error(stack, client):
+    run_id = "run_" + "x" * 3000
+    for method, path in [("GET", f"/v1/runs/{run_id}"), ("GET", f"/v1/runs/{run_id}/events"),
+                         ("POST", f"/v1/runs/{run_id}/cancel"), ("GET", f"/ai/stream/{run_id}")]:
+        assert_error(client.request(method, f"{stack.base_url}{path}", headers=stack.headers()), 404, "run_not_found")
+    response = client.get(f"{stack.base_url}/api/agent/chat/{'c' * 3000}/stream", headers=stack.headers())
+    assert response.status_code == 204

@@ -172,3 +172,30 @@ def test_another_orgs_run_is_not_found(system):
     run = service.start(CALLER, RunRequest(task="hello"))
     with pytest.raises(RunNotFoundError):
         service.get(Caller(user_id="u2", org_id="other"), run.run_id)
+
+
+def test_a_run_whose_agent_was_removed_ends_failed_not_orphaned(system):
+    store, queue, service, make_worker = system
+    run = service.start(CALLER, RunRequest(task="hello"))
+    record = store._runs[(CALLER.org_id, run.run_id)]
+    store._runs[(CALLER.org_id, run.run_id)] = record.model_copy(update={"agent_id": "ag_removed"})
+    assert make_worker().process(queue.messages[0]) is Outcome.EXECUTED
+    chunks = chunks_of(store, run)
+    assert isinstance(chunks[0], ErrorChunk) and chunks[0].code == "unknown_agent"
+    assert_one_terminal_sequence(chunks, RunStatus.FAILED)
+
+
+def test_an_oversized_request_is_refused_before_anything_is_stored(system):
+    store, queue, service, make_worker = system
+    from runwire.errors import RequestTooLargeError
+
+    huge = RunRequest.model_validate({"task": "x", "images": [{"data": "A" * 400_000, "mimeType": "image/png"}]})
+    with pytest.raises(RequestTooLargeError):
+        service.start(CALLER, huge)
+    assert store._runs == {} and queue.messages == []
+
+
+def test_a_malformed_run_id_is_not_found_without_asking_the_store(system):
+    store, queue, service, make_worker = system
+    with pytest.raises(RunNotFoundError):
+        service.get(CALLER, "x" * 5000)

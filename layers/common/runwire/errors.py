@@ -26,6 +26,10 @@ class InvalidRequestError(RunwireError):
     code = "invalid_request"
 
 
+class RequestTooLargeError(InvalidRequestError):
+    code = "request_too_large"
+
+
 class UnknownAgentError(InvalidRequestError):
     code = "unknown_agent"
 

@@ -6,17 +6,32 @@ Every lookup is keyed by the caller's org, so another org's run is simply not fo
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import ConditionFailedError, QueueUnavailableError, RunConflictError, RunNotFoundError
+from ..errors import ConditionFailedError, QueueUnavailableError, RequestTooLargeError, RunConflictError, RunNotFoundError
 from .agents import AgentCatalog
-from .models import Caller, ConversationMessage, RunMessage, RunRecord, RunRequest, RunStatus, StoredChunk, TextChunk
+from .models import (
+    IDENTIFIER_PATTERN,
+    Caller,
+    ConversationMessage,
+    RunMessage,
+    RunRecord,
+    RunRequest,
+    RunStatus,
+    StoredChunk,
+    TextChunk,
+)
 from .ports import Clock, ConversationStore, RunQueue, RunStore
 
 log = logging.getLogger("runwire.api")
+
+MAX_REQUEST_BYTES = 300_000
+"""A run's request is stored in its DynamoDB item (400 KB at most, with the run's other fields)."""
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,12 @@ class RunService:
 
     def start(self, caller: Caller, request: RunRequest) -> RunRecord:
         agent = self._catalog.by_role(request.agent_role)
+        size = len(request.model_dump_json(by_alias=True, exclude_none=True).encode())
+        if size > MAX_REQUEST_BYTES:
+            raise RequestTooLargeError(
+                f"the run request is {size:,} bytes; at most {MAX_REQUEST_BYTES:,} are accepted "
+                "(send large files and images by reference: `files[].path`, `images[].url`)"
+            )
         now = self._clock()
         run = RunRecord(
             run_id=self._new_id(),
@@ -102,6 +123,8 @@ class RunService:
         return run
 
     def get(self, caller: Caller, run_id: str) -> RunRecord:
+        if not _IDENTIFIER.match(run_id):
+            raise RunNotFoundError(f"run {run_id[:80]!r} does not exist")  # no such id can: never ask the store
         run = self._store.get_run(caller.org_id, run_id)
         if run is None:
             raise RunNotFoundError(f"run {run_id!r} does not exist or has expired")
@@ -180,7 +203,7 @@ class RunService:
 
     def active_run(self, caller: Caller, conversation_id: str) -> RunRecord | None:
         """The conversation's latest run, if it is still readable."""
-        if self._conversations is None:
+        if self._conversations is None or not _IDENTIFIER.match(conversation_id):
             return None
         run_id = self._conversations.active_run(caller.org_id, conversation_id)
         return self._store.get_run(caller.org_id, run_id) if run_id else None

@@ -18,7 +18,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 
-from ..errors import ConditionFailedError, ModelError
+from ..errors import ConditionFailedError, ModelError, UnknownAgentError
 from .agent_loop import AgentLoop, RunUsage, ToolCompleted, build_model_request
 from .agents import AgentCatalog
 from .cancellation import CancellationToken
@@ -128,7 +128,13 @@ class RunWorker:
 
     def _execute(self, run: RunRecord) -> None:
         policy = self._policy
-        agent = self._catalog.by_id(run.agent_id)
+        try:
+            agent = self._catalog.by_id(run.agent_id)
+        except UnknownAgentError as exc:
+            # The agent was removed (EXTRA_AGENTS changed) between the start and now: end the run.
+            writer = ChunkWriter(self._store, run.org_id, run.run_id, expires_at=run.expires_at)
+            self._finish(run, writer, RunStatus.FAILED, RunError(code=exc.code, message=exc.message), usage=None)
+            return
         tools = self._tools.select(agent.tools, run.request.available_tools)
         model_request = build_model_request(
             agent,

@@ -16,6 +16,7 @@ log = logging.getLogger("runwire.http")
 
 STATUS_BY_ERROR: list[tuple[type[errors.RunwireError], int]] = [
     # Most specific first: the first match wins.
+    (errors.RequestTooLargeError, 413),
     (errors.InvalidRequestError, 400),
     (errors.AuthenticationError, 401),
     (errors.OrgForbiddenError, 403),

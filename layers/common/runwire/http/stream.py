@@ -115,10 +115,7 @@ class RunStreamer:
         self._deps = deps
 
     async def open(self, caller: Caller, run_id: str) -> RunRecord:
-        run = await anyio.to_thread.run_sync(self._deps.store.get_run, caller.org_id, run_id)
-        if run is None:
-            raise RunNotFoundError(f"stream {run_id!r} does not exist or has expired")
-        return run
+        return await anyio.to_thread.run_sync(self._deps.runs.get, caller, run_id)
 
     def pick_format(self, name: str | None) -> StreamFormat:
         name = name or self._deps.default_format
