@@ -12,7 +12,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import ConditionFailedError, QueueUnavailableError, RequestTooLargeError, RunConflictError, RunNotFoundError
+from ..errors import (
+    ConditionFailedError,
+    QueueUnavailableError,
+    RequestTooLargeError,
+    RunConflictError,
+    RunNotFoundError,
+)
 from .agents import AgentCatalog
 from .models import (
     IDENTIFIER_PATTERN,
