@@ -45,6 +45,7 @@ def test_agent_role_defaults_to_chat():
         {"task": "x", "context": []},
         {"task": "x", "settings": {"temperature": "hot"}},
         {"task": "x", "settings": {"unknownKnob": 1}},
+        {"task": "x", "settings": {"temperature": 0.5, "topP": 0.9}},
         {"task": "x", "memoryTtl": "3600"},
         {"task": "x", "memoryTtl": -1},
         {"task": "x", "clientMcpTools": [{"description": "no name"}]},

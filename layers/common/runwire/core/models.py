@@ -39,6 +39,13 @@ class RunSettings(WireModel):
     top_p: Annotated[float, Field(gt=0, le=1, strict=False)] | None = None
     stop_sequences: list[StrictStr] | None = Field(default=None, max_length=4)
 
+    @model_validator(mode="after")
+    def _one_sampling_knob(self) -> RunSettings:
+        # Current Claude models refuse both at once; better a 400 now than a failed run later.
+        if self.temperature is not None and self.top_p is not None:
+            raise ValueError("set 'temperature' or 'topP', not both")
+        return self
+
 
 class ClientTool(WireModel):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
