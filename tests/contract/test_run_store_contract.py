@@ -190,3 +190,14 @@ def test_deleted_run_is_gone(store_and_clock):
     store.create_run(run)
     store.delete_run("acme", run.run_id)
     assert store.get_run("acme", run.run_id) is None
+
+
+def test_an_item_over_dynamodbs_400_kb_limit_is_a_storage_error_and_not_stored(store_and_clock):
+    from runwire.errors import StorageError
+
+    store, clock = store_and_clock
+    run = new_run(clock)
+    store.create_run(run)
+    with pytest.raises(StorageError):
+        store.append_chunk("acme", run.run_id, 1, TextChunk(text="x" * 500_000), expires_at=run.expires_at)
+    assert store.read_chunks("acme", run.run_id, after=0) == []

@@ -365,12 +365,10 @@ def test_cancelling_from_another_thread_ends_a_stalled_stream_quietly_and_closes
     run.wait_for_text_deltas(2)
     time.sleep(0.2)  # let the reader block on the silent socket
 
-    cancelled_at = time.monotonic()
     token.cancel()
-    run.join(within=5)
+    run.join(within=5)  # fails the test if the reader is still blocked: a hang, not a timing
 
     assert run.error is None, repr(run.error)
-    assert time.monotonic() - cancelled_at < 5
     assert run.texts() == ["Hello", " from"]
     assert not any(isinstance(event, TurnEnded) for event in run.events)
     assert server.requests[0].disconnected.wait(5), "the server never saw the connection close"

@@ -156,3 +156,20 @@ def test_an_absurdly_long_run_id_is_404_not_a_storage_error(stack, client):
         assert_error(client.request(method, f"{stack.base_url}{path}", headers=stack.headers()), 404, "run_not_found")
     response = client.get(f"{stack.base_url}/api/agent/chat/{'c' * 3000}/stream", headers=stack.headers())
     assert response.status_code == 204
+
+
+def test_a_cookie_authenticates_gets_but_never_a_post(stack, client):
+    run = stack.start(client, "[[scripted tokens=2]]")
+    cookies = {"access_token": stack.token()}
+    import httpx
+
+    with httpx.Client(timeout=30, cookies=cookies) as browser:
+        assert browser.get(f"{stack.base_url}/v1/runs/{run['runId']}").status_code == 200
+        assert_error(browser.post(f"{stack.base_url}/v1/runs/{run['runId']}/cancel"), 401, "unauthenticated")
+        assert_error(browser.post(f"{stack.base_url}/v1/runs", json={"task": "x"}), 401, "unauthenticated")
+
+
+def test_an_empty_orgid_means_the_tokens_own_org(stack, client):
+    response = client.post(f"{stack.base_url}/v1/runs?orgid=", json={"task": "[[scripted tokens=1]]"},
+                           headers={"Authorization": f"Bearer {stack.token()}"})
+    assert response.status_code == 202, response.text

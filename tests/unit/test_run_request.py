@@ -59,3 +59,18 @@ def test_agent_role_defaults_to_chat():
 def test_wrong_shapes_are_refused(body):
     with pytest.raises(ValidationError):
         RunRequest.model_validate(body)
+
+
+def nested(depth):
+    value = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def test_free_form_json_may_nest_32_levels_but_not_deeper():
+    RunRequest.model_validate({"task": "x", "context": nested(31)})
+    for body in ({"task": "x", "context": nested(40)},
+                 {"task": "x", "clientMcpTools": [{"name": "t", "inputSchema": nested(300)}]}):
+        with pytest.raises(ValidationError, match="nests deeper"):
+            RunRequest.model_validate(body)

@@ -42,7 +42,7 @@ class Simulation:
         self.reads.append(self.now)
         return [c for t, c in self.chunks if t <= self.now and c.seq > after]
 
-    async def alive(self) -> bool:
+    async def alive(self, after: int) -> bool:
         return True
 
     async def sleep(self, seconds: float) -> None:

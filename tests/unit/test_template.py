@@ -94,6 +94,24 @@ def test_worker_always_finishes_a_run_before_its_message_reappears(template: dic
     assert template["Parameters"]["StreamRetentionSeconds"]["MinValue"] >= max_run_seconds
 
 
+def test_a_claimed_run_outlives_the_redelivery_that_recovers_it_from_a_dead_worker(template: dict) -> None:
+    from runwire.core.worker import WorkerPolicy
+
+    resources = template["Resources"]
+    visibility = resources["RunQueue"]["Properties"]["VisibilityTimeout"]
+    worker_env = resources["WorkerFunction"]["Properties"]["Environment"]["Variables"]
+    assert int(worker_env["RUN_QUEUE_VISIBILITY_SECONDS"]) == visibility
+    parameters = template["Parameters"]
+    for max_run in (parameters["MaxRunSeconds"]["MinValue"], parameters["MaxRunSeconds"]["MaxValue"]):
+        policy = WorkerPolicy(max_run_seconds=max_run, redelivery_seconds=visibility,
+                              retention_seconds=parameters["StreamRetentionSeconds"]["MinValue"])
+        claimed_at = 1000.0
+        lease_ends = claimed_at + max_run + policy.lease_grace_seconds
+        redelivered_at = claimed_at + visibility  # the earliest the message can come back
+        assert lease_ends < redelivered_at  # else the redelivery is taken for a duplicate and dropped
+        assert policy.claimed_expiry(claimed_at) > redelivered_at + policy.retention_seconds - 1
+
+
 def test_load_template_reads_short_form_intrinsics_as_long_form(tmp_path: Path) -> None:
     source = tmp_path / "short.yaml"
     source.write_text(

@@ -129,6 +129,8 @@ def build_worker(settings: Settings | None = None) -> RunWorker:
             default_model=settings.default_model,
             max_run_seconds=settings.max_run_seconds,
             cancel_check_seconds=settings.cancel_check_ms / 1000,
+            retention_seconds=settings.stream_retention_seconds,
+            redelivery_seconds=settings.run_queue_visibility_seconds,
             coalescing=CoalescingPolicy(window_seconds=settings.chunk_window_ms / 1000),
         ),
         time.time,

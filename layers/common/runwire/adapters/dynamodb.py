@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core.models import Chunk, EndChunk, RunError, RunRecord, RunRequest, RunStatus, StoredChunk, Usage
 from ..core.ports import Clock
@@ -25,6 +25,7 @@ from ..errors import ConditionFailedError, StorageError
 RUN_SORT_KEY = "RUN"
 CHUNK_PREFIX = "CHUNK#"
 SEQ_DIGITS = 10
+MAX_SEQ = 10**SEQ_DIGITS - 1
 
 # Conditions, built from named pieces (after Powertools' idempotency persistence layer).
 ITEM_NOT_EXISTS = "attribute_not_exists(pk)"
@@ -32,6 +33,7 @@ RUN_IS_LIVE = "attribute_exists(pk) AND expiresAt > :now"
 
 # Run attributes that `transition(changes=...)` may set, and their DynamoDB names.
 _CHANGE_ATTRIBUTES = {
+    "expires_at": "expiresAt",
     "started_at": "startedAt",
     "finished_at": "finishedAt",
     "lease_expires_at": "leaseExpiresAt",
@@ -60,6 +62,8 @@ def map_storage_errors() -> Iterator[None]:
             if "ConditionalCheckFailed" in reasons:
                 raise ConditionFailedError(f"a transactional write lost its condition ({reasons})") from exc
         raise StorageError(f"DynamoDB {code or 'error'}: the run store is unavailable") from exc
+    except BotoCoreError as exc:  # no answer at all: connection refused, timed out, DNS
+        raise StorageError(f"DynamoDB did not answer ({type(exc).__name__}): the run store is unavailable") from exc
 
 
 def _number(value: float | int) -> dict[str, str]:
@@ -82,7 +86,7 @@ def _encode_run(run: RunRecord) -> dict[str, Any]:
     }
     for attribute, name in _CHANGE_ATTRIBUTES.items():
         value = getattr(run, attribute)
-        if value is not None:
+        if value is not None and attribute != "expires_at":
             item[name] = _number(value)
     if run.usage is not None:
         item["usage"] = {"S": run.usage.model_dump_json(by_alias=True)}
@@ -168,8 +172,8 @@ class DynamoDBRunStore:
         assignments = ["#status = :target"]
         for attribute, value in (changes or {}).items():
             name = _CHANGE_ATTRIBUTES[attribute]
-            assignments.append(f"{name} = :{name}")
-            values[f":{name}"] = _number(value)
+            assignments.append(f"{name} = :new_{name}")
+            values[f":new_{name}"] = _number(value)
         in_list = ", ".join(f":from{i}" for i in range(len(sources)))
         return self._update(
             org_id,
@@ -263,8 +267,12 @@ class DynamoDBRunStore:
             )
         return run.model_copy(update={"status": target, "finished_at": finished_at, "usage": usage, "error": error})
 
-    def read_chunks(self, org_id: str, run_id: str, *, after: int, limit: int = 1000) -> list[StoredChunk]:
+    def read_chunks(
+        self, org_id: str, run_id: str, *, after: int, limit: int = 1000, consistent: bool = False
+    ) -> list[StoredChunk]:
         now = self._clock()
+        if after >= MAX_SEQ:
+            return []  # DynamoDB refuses a BETWEEN whose bounds are reversed
         chunks: list[StoredChunk] = []
         request: dict[str, Any] = {
             "TableName": self._table,
@@ -272,9 +280,10 @@ class DynamoDBRunStore:
             "ExpressionAttributeValues": {
                 ":pk": {"S": run_key(org_id, run_id)},
                 ":first": {"S": chunk_sort_key(after + 1)},
-                ":last": {"S": chunk_sort_key(10**SEQ_DIGITS - 1)},
+                ":last": {"S": chunk_sort_key(MAX_SEQ)},
             },
             "Limit": limit,
+            "ConsistentRead": consistent,
         }
         expected_seq = after + 1
         with map_storage_errors():

@@ -42,6 +42,7 @@ class DynamoDBConversationStore:
                 },
                 ScanIndexForward=False,
                 Limit=limit,
+                ConsistentRead=True,  # the previous turn was written just before its run's end event
             )
         messages = [
             ConversationMessage(

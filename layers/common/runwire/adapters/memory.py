@@ -22,7 +22,16 @@ from ..core.models import (
 )
 from ..core.ports import Clock
 from ..core.runs import allowed_sources
-from ..errors import ConditionFailedError, QueueUnavailableError
+from ..errors import ConditionFailedError, QueueUnavailableError, StorageError
+
+
+MAX_ITEM_BYTES = 400 * 1024
+"""DynamoDB's item size limit, which the fake enforces too (roughly: on the item's JSON)."""
+
+
+def _check_item_size(document: str) -> None:
+    if len(document.encode()) > MAX_ITEM_BYTES:
+        raise StorageError("DynamoDB ValidationException: Item size has exceeded the maximum allowed size")
 
 
 class InMemoryRunStore:
@@ -38,6 +47,7 @@ class InMemoryRunStore:
             key = (run.org_id, run.run_id)
             if key in self._runs:
                 raise ConditionFailedError(f"run {run.run_id} exists already")
+            _check_item_size(run.model_dump_json())
             self._runs[key] = run.model_copy(deep=True)
             self._chunks[key] = {}
 
@@ -78,6 +88,7 @@ class InMemoryRunStore:
             chunks = self._chunks.setdefault((org_id, run_id), {})
             if seq in chunks:
                 raise ConditionFailedError(f"chunk {seq} of run {run_id} is written already")
+            _check_item_size(chunk.model_dump_json())
             stored = StoredChunk(seq=seq, chunk=chunk, written_at=self._clock())
             chunks[seq] = stored
             self.chunk_writes += 1
@@ -108,7 +119,9 @@ class InMemoryRunStore:
             self._runs[(org_id, run_id)] = updated
             return updated.model_copy(deep=True)
 
-    def read_chunks(self, org_id: str, run_id: str, *, after: int, limit: int = 1000) -> list[StoredChunk]:
+    def read_chunks(
+        self, org_id: str, run_id: str, *, after: int, limit: int = 1000, consistent: bool = False
+    ) -> list[StoredChunk]:
         with self._lock:
             run = self._runs.get((org_id, run_id))
             if run is None or run.is_expired(self._clock()):

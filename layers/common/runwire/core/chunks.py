@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import ConditionFailedError
 from .models import Chunk, StoredChunk
 from .ports import RunStore
 
@@ -81,9 +82,16 @@ class ChunkWriter:
         self.writes = 0
 
     def write(self, chunk: Chunk) -> StoredChunk:
-        stored = self._store.append_chunk(
-            self._org_id, self._run_id, self.last_seq + 1, chunk, expires_at=self._expires_at
-        )
+        seq = self.last_seq + 1
+        try:
+            stored = self._store.append_chunk(self._org_id, self._run_id, seq, chunk, expires_at=self._expires_at)
+        except ConditionFailedError:
+            # The seq is taken. If by this very chunk (the put committed, its answer was lost and the
+            # SDK retried it), the write succeeded; anything else is a second writer: give up.
+            written = self._store.read_chunks(self._org_id, self._run_id, after=seq - 1, limit=1, consistent=True)
+            if not written or written[0].seq != seq or written[0].chunk != chunk:
+                raise
+            stored = written[0]
         self.last_seq = stored.seq
         self.writes += 1
         return stored

@@ -8,12 +8,33 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 from pydantic.alias_generators import to_camel
 
 # Identifiers end up inside DynamoDB keys ("RUN#<org>#<run>"), so they may not contain '#'.
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+
+
+MAX_JSON_DEPTH = 32
+"""Free-form JSON (context, tool schemas) may nest this deep: deeper is refused, not stored."""
+
+
+def json_depth(value: Any, limit: int = MAX_JSON_DEPTH + 1) -> int:
+    """How deep `value` nests (a scalar is 0), counted no further than `limit`."""
+    if limit <= 0 or not isinstance(value, (dict, list)):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((json_depth(child, limit - 1) for child in children), default=0)
+
+
+def bounded_json(value: Any) -> Any:
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+BoundedObject = Annotated[dict[str, Any], AfterValidator(bounded_json)]
 
 
 class WireModel(BaseModel):
@@ -50,7 +71,7 @@ class RunSettings(WireModel):
 class ClientTool(WireModel):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
     description: StrictStr = ""
-    input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    input_schema: BoundedObject = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
 class FileReference(WireModel):
@@ -79,7 +100,7 @@ class RunRequest(WireModel):
     agent_instructions: Annotated[str, Field(max_length=50_000)] | None = None
     conversation_history: list[HistoryMessage] | None = Field(default=None, max_length=200)
     conversation_id: Identifier | None = None
-    context: dict[str, Any] | None = None
+    context: BoundedObject | None = None
     settings: RunSettings | None = None
     memory_ttl: Annotated[StrictInt, Field(gt=0, le=31_536_000)] | None = None
     client_mcp_tools: list[ClientTool] | None = Field(default=None, max_length=64)

@@ -57,8 +57,11 @@ class RunStore(Protocol):
         """Atomically write the end chunk at `end_seq` and move the run from `expected` to the
         terminal `target`; ConditionFailedError if the run is not `expected` or the seq is taken."""
 
-    def read_chunks(self, org_id: str, run_id: str, *, after: int, limit: int = 1000) -> list[StoredChunk]:
-        """Chunks with seq > after, in order, contiguous (stops at the first gap), at most `limit`."""
+    def read_chunks(
+        self, org_id: str, run_id: str, *, after: int, limit: int = 1000, consistent: bool = False
+    ) -> list[StoredChunk]:
+        """Chunks with seq > after, in order, contiguous (stops at the first gap), at most `limit`.
+        `consistent`: a strongly consistent read, for reads that follow a terminal status."""
 
 
 class ConversationStore(Protocol):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..errors import (
     ConditionFailedError,
+    InvalidRequestError,
     QueueUnavailableError,
     RequestTooLargeError,
     RunConflictError,
@@ -99,7 +100,10 @@ class RunService:
 
     def start(self, caller: Caller, request: RunRequest) -> RunRecord:
         agent = self._catalog.by_role(request.agent_role)
-        size = len(request.model_dump_json(by_alias=True, exclude_none=True).encode())
+        try:
+            size = len(request.model_dump_json(by_alias=True, exclude_none=True).encode())
+        except ValueError as exc:  # pydantic cannot serialize it (e.g. nested past its recursion limit)
+            raise InvalidRequestError(f"the request cannot be stored: {exc}") from None
         if size > MAX_REQUEST_BYTES:
             raise RequestTooLargeError(
                 f"the run request is {size:,} bytes; at most {MAX_REQUEST_BYTES:,} are accepted "
@@ -116,9 +120,11 @@ class RunService:
             created_at=now,
             expires_at=int(now) + self._policy.retention_seconds,
         )
-        self._store.create_run(run)
         if request.conversation_id is not None and self._conversations is not None:
+            # First: if anything after fails, a pointer to a run that never was is harmless (resume
+            # answers 204), while a stored run that nobody queued would not be.
             self._conversations.set_active_run(run.org_id, request.conversation_id, run.run_id, expires_at=run.expires_at)
+        self._store.create_run(run)
         try:
             self._queue.enqueue(RunMessage(run_id=run.run_id, org_id=run.org_id))
         except QueueUnavailableError:
@@ -138,7 +144,8 @@ class RunService:
 
     def snapshot(self, caller: Caller, run_id: str, *, after: int = 0) -> RunSnapshot:
         run = self.get(caller, run_id)
-        return RunSnapshot(run, self._store.read_chunks(caller.org_id, run_id, after=after))
+        # Consistent: once the run reads as finished, its last chunks must read too.
+        return RunSnapshot(run, self._store.read_chunks(caller.org_id, run_id, after=after, consistent=True))
 
     def cancel(self, caller: Caller, run_id: str) -> RunRecord:
         run = self.get(caller, run_id)

@@ -13,7 +13,8 @@ to `idle_interval`): brisk right after the stream opens or a chunk arrives, when
 likeliest (the time to first token is what a user notices most), and at most 1/idle_interval
 queries a second once a run has been quiet for a second (a model thinking, a tool running). Keep-alive pings go out after
 `ping_interval` without output. The loop ends after the end chunk, or when the run has
-disappeared (expired), checked every `liveness_interval`.
+disappeared (expired) or finished with nothing left after the reader's position (a resume point
+past the end), checked every `liveness_interval`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class PollPolicy:
     min_interval: float = 0.01
     idle_interval: float = 0.5
     ping_interval: float = 15.0
-    liveness_interval: float = 30.0
+    liveness_interval: float = 10.0
 
     def adapt_margin(self, margin: float, *, hit: bool) -> float:
         if hit:
@@ -69,7 +70,7 @@ KEEP_ALIVE = KeepAlive()
 
 async def tail_chunks(
     read: Callable[[int], Awaitable[list[StoredChunk]]],
-    is_alive: Callable[[], Awaitable[bool]],
+    is_alive: Callable[[int], Awaitable[bool]],
     *,
     after: int,
     policy: PollPolicy,
@@ -103,7 +104,7 @@ async def tail_chunks(
                 last_output = now
             if now - last_liveness >= policy.liveness_interval:
                 last_liveness = now
-                if not await is_alive():
+                if not await is_alive(after):
                     return
         await sleep(
             policy.next_wait(

@@ -7,6 +7,7 @@ result to the model rather than failing the run (the model can recover, as with 
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,30 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
 _UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 
 
+MAX_MAGNITUDE = 10**100
+"""Every intermediate result is bounded: a nested power could otherwise hold the worker for seconds,
+and an integer past 4,300 digits cannot even be read back from JSON."""
+
+
+def _bounded(value: int | float) -> int | float:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ToolError("the result is not a finite number")
+    if abs(value) > MAX_MAGNITUDE:
+        raise ToolError("the result is too large (more than 100 digits)")
+    return value
+
+
+def _power(base: int | float, exponent: int | float) -> int | float:
+    if base not in (0, 1, -1) and exponent > 0 and exponent * math.log10(abs(base)) > 100:
+        raise ToolError("the result is too large (more than 100 digits)")
+    if base == 0 and exponent < 0:
+        raise ToolError("division by zero")
+    result = base**exponent
+    if isinstance(result, complex):
+        raise ToolError("the result is not a real number")
+    return result
+
+
 def evaluate_arithmetic(expression: str) -> int | float:
     """Evaluate + - * / // % ** and parentheses over numbers; nothing else is allowed."""
     if len(expression) > 200:
@@ -52,15 +77,17 @@ def evaluate_arithmetic(expression: str) -> int | float:
         if isinstance(node, ast.Expression):
             return visit(node.body)
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            return node.value
+            return _bounded(node.value)
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             left, right = visit(node.left), visit(node.right)
-            if isinstance(node.op, ast.Pow) and abs(right) > 64:
-                raise ToolError("exponent too large")
             try:
-                return _BINARY[type(node.op)](left, right)  # type: ignore[no-any-return]
+                if isinstance(node.op, ast.Pow):
+                    return _bounded(_power(left, right))
+                return _bounded(_BINARY[type(node.op)](left, right))
             except ZeroDivisionError as exc:
                 raise ToolError("division by zero") from exc
+            except OverflowError as exc:
+                raise ToolError("the result is too large") from exc
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
             return _UNARY[type(node.op)](visit(node.operand))  # type: ignore[no-any-return]
         raise ToolError(f"unsupported element in expression: {ast.dump(node)[:40]}")

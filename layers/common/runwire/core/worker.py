@@ -41,6 +41,9 @@ from .tools import ToolRegistry
 
 log = logging.getLogger("runwire.worker")
 
+MEMORY_MESSAGE_CHARS = 100_000
+"""What a conversation remembers of one message: enough for any prompt, and inside DynamoDB's item size."""
+
 
 @dataclass
 class WorkerPolicy:
@@ -51,6 +54,15 @@ class WorkerPolicy:
     """A run whose worker has not finished it by deadline + grace is taken to be orphaned."""
     history_messages: int = 20
     """How many of a conversation's latest messages a run sees (seed 000: the last 20)."""
+    retention_seconds: float = 300.0
+    redelivery_seconds: float = 360.0
+    """The run queue's visibility timeout: how long SQS waits before handing a message to another
+    worker. A claimed run must outlive it, so the next delivery can end a run whose worker died."""
+
+    def claimed_expiry(self, now: float) -> int:
+        """A claimed run stays readable until `retention_seconds` after the latest moment it can end:
+        its deadline, the lease grace, and one redelivery to a worker that ends it if this one dies."""
+        return int(now + self.max_run_seconds + self.lease_grace_seconds + self.redelivery_seconds + self.retention_seconds)
     coalescing: CoalescingPolicy = field(default_factory=CoalescingPolicy)
 
 
@@ -97,6 +109,7 @@ class RunWorker:
                 changes={
                     "started_at": now,
                     "lease_expires_at": now + self._policy.max_run_seconds + self._policy.lease_grace_seconds,
+                    "expires_at": self._policy.claimed_expiry(now),
                 },
             )
         except ConditionFailedError:
@@ -224,11 +237,19 @@ class RunWorker:
                 raise
             return
         cancellation.cancel()
+        if outcome[0] is not RunStatus.SUCCEEDED and outcome[0] is not RunStatus.FAILED:
+            # Cancelled or out of time: let the model stream close, and count the tokens it used
+            # up to then (usage updates may still be queued), for the usage chunk and billing.
+            producer.join(timeout=1.0)
+            usage = self._latest_usage(events, usage)
         self._drain(coalescer, writer, self._clock())
         status, error = outcome
         if status is RunStatus.SUCCEEDED:
             # Before the end event: a client that starts its next turn on `end` must find this one.
-            self._remember_turn(run, "".join(output))
+            try:
+                self._remember_turn(run, "".join(output))
+            except Exception:
+                log.exception("could not save the turn to the conversation", extra={"run_id": run.run_id})
         log.info(
             "run ended %s: %d token deltas in %d chunk writes",
             status.value, tokens_seen, writer.writes, extra={"run_id": run.run_id},
@@ -252,8 +273,19 @@ class RunWorker:
             return
         self._conversations.append_turn(
             run.org_id, run.request.conversation_id,
-            run_id=run.run_id, at=run.created_at, user=run.request.task, assistant=reply,
+            run_id=run.run_id, at=run.created_at,
+            user=run.request.task[:MEMORY_MESSAGE_CHARS], assistant=reply[:MEMORY_MESSAGE_CHARS],
         )
+
+    @staticmethod
+    def _latest_usage(events: queue.Queue[object], usage: RunUsage | None) -> RunUsage | None:
+        while True:
+            try:
+                event = events.get_nowait()
+            except queue.Empty:
+                return usage
+            if isinstance(event, RunUsage):
+                usage = event
 
     @staticmethod
     def _drain(coalescer: TextCoalescer, writer: ChunkWriter, now: float) -> None:

@@ -1,5 +1,6 @@
-"""Who is calling: a JWT from `Authorization: Bearer` or the `access_token` cookie (a browser's
-EventSource cannot send headers), and an org from the `orgid` header or query parameter that the
+"""Who is calling: a JWT from `Authorization: Bearer`, or, on GET only, the `access_token` cookie
+(a browser's EventSource cannot send headers; seed 000: "the JWT guard accepts cookie auth for SSE
+GETs"). A cookie never authorizes a POST, so another site cannot start or cancel runs with it. An org from the `orgid` header or query parameter that the
 token must name in its `org` claim or `orgs` list. Without an `orgid`, the token's own org."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ..core.models import IDENTIFIER_PATTERN, Caller
 from ..errors import AuthenticationError, OrgForbiddenError, OrgRequiredError
 
 COOKIE_NAME = "access_token"
+COOKIE_METHODS = frozenset({"GET", "HEAD"})
 ORG_HEADER = "orgid"
 _ORG = re.compile(IDENTIFIER_PATTERN)
 
@@ -26,14 +28,16 @@ def bearer_token(request: Request) -> str:
             raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
         return token.strip()
     cookie = request.cookies.get(COOKIE_NAME)
-    if cookie:
+    if cookie and request.method in COOKIE_METHODS:
         return cookie
-    raise AuthenticationError("authentication required: send 'Authorization: Bearer <token>' or an access_token cookie")
+    if cookie:
+        raise AuthenticationError("the access_token cookie authenticates GET requests only: send 'Authorization: Bearer <token>'")
+    raise AuthenticationError("authentication required: send 'Authorization: Bearer <token>' (or, on GET, an access_token cookie)")
 
 
 def authenticate(request: Request, verifier: JWTVerifier) -> Caller:
     claims = verifier.verify(bearer_token(request))
-    requested = request.headers.get(ORG_HEADER) or request.query_params.get(ORG_HEADER)
+    requested = request.headers.get(ORG_HEADER) or request.query_params.get(ORG_HEADER) or None
     if requested is None:
         if claims.default_org is None:
             raise OrgRequiredError("name the org with an 'orgid' header or query parameter")

@@ -132,8 +132,17 @@ class RunStreamer:
         async def read(position: int) -> list[StoredChunk]:
             return await anyio.to_thread.run_sync(lambda: store.read_chunks(caller.org_id, run_id, after=position))
 
-        async def alive() -> bool:
-            return await anyio.to_thread.run_sync(store.get_run, caller.org_id, run_id) is not None
+        def alive_at(position: int) -> bool:
+            run = store.get_run(caller.org_id, run_id)
+            if run is None:
+                return False
+            # Finished with nothing after `position`: the client resumed past the end.
+            return not run.status.is_terminal or bool(
+                store.read_chunks(caller.org_id, run_id, after=position, limit=1, consistent=True)
+            )
+
+        async def alive(position: int) -> bool:
+            return await anyio.to_thread.run_sync(alive_at, position)
 
         opening = encoder.open()
         if opening:
@@ -150,7 +159,7 @@ class RunStreamer:
         run = await self.open(caller, run_id)
         if run.status.is_terminal:
             pending = await anyio.to_thread.run_sync(
-                lambda: self._deps.store.read_chunks(caller.org_id, run_id, after=after, limit=1)
+                lambda: self._deps.store.read_chunks(caller.org_id, run_id, after=after, limit=1, consistent=True)
             )
             if not pending:
                 # Nothing left to send. 204 also tells an EventSource to stop reconnecting.
