@@ -200,3 +200,42 @@ def test_a_malformed_run_id_is_not_found_without_asking_the_store(system):
     store, queue, service, make_worker = system
     with pytest.raises(RunNotFoundError):
         service.get(CALLER, "x" * 5000)
+
+
+def test_a_claim_extends_the_run_past_one_redelivery_and_its_retention(system):
+    store, queue, service, make_worker = system
+    run = service.start(CALLER, RunRequest(task="[[scripted tokens=1]]"))
+    before = time.time()
+    make_worker(max_run_seconds=30).process(queue.messages[0])
+    stored = store.get_run(CALLER.org_id, run.run_id)
+    policy = WorkerPolicy(max_run_seconds=30)
+    assert stored.expires_at >= int(before + 30 + policy.lease_grace_seconds + policy.redelivery_seconds + 300)
+    assert all(c.seq for c in store.read_chunks(CALLER.org_id, run.run_id, after=0))  # chunks readable too
+
+
+def test_a_chunk_put_retried_after_it_committed_counts_as_written():
+    from runwire.core.chunks import ChunkWriter
+    from runwire.errors import ConditionFailedError
+
+    class LostAnswerStore(InMemoryRunStore):
+        """Commits the first put, then answers as if the SDK's retry of it had lost the condition."""
+
+        def __init__(self, clock):
+            super().__init__(clock)
+            self.lost = False
+
+        def append_chunk(self, org_id, run_id, seq, chunk, *, expires_at):
+            stored = super().append_chunk(org_id, run_id, seq, chunk, expires_at=expires_at)
+            if not self.lost:
+                self.lost = True
+                raise ConditionFailedError("the retry found its own item")
+            return stored
+
+    store = LostAnswerStore(time.time)
+    service = RunService(store, InMemoryRunQueue(), default_catalog(), RunServicePolicy(), time.time)
+    run = service.start(CALLER, RunRequest(task="x"))
+    writer = ChunkWriter(store, CALLER.org_id, run.run_id, expires_at=run.expires_at)
+    assert writer.write(TextChunk(text="a")).seq == 1
+    assert writer.write(TextChunk(text="b")).seq == 2
+    with pytest.raises(ConditionFailedError):  # a different chunk at a taken seq: a second writer
+        ChunkWriter(store, CALLER.org_id, run.run_id, expires_at=run.expires_at).write(TextChunk(text="zzz"))
