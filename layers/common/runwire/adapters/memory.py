@@ -24,7 +24,6 @@ from ..core.ports import Clock
 from ..core.runs import allowed_sources
 from ..errors import ConditionFailedError, QueueUnavailableError, StorageError
 
-
 MAX_ITEM_BYTES = 400 * 1024
 """DynamoDB's item size limit, which the fake enforces too (roughly: on the item's JSON)."""
 
