@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..core.models import RunRecord, StoredChunk
+from ..core.models import Chunk, ErrorChunk, RunError, RunRecord, StoredChunk, Usage, UsageChunk
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,30 @@ class StreamContext:
     @property
     def conversation_id(self) -> str | None:
         return self.run.request.conversation_id
+
+
+class RunTally:
+    """What a format's terminal event reports, gathered as the chunks go by: the run's usage and
+    error. A stream resumed after them still knows them, from the run record."""
+
+    def __init__(self, run: RunRecord) -> None:
+        self._run = run
+        self._usage: UsageChunk | None = None
+        self._error: ErrorChunk | None = None
+
+    def observe(self, chunk: Chunk) -> None:
+        if isinstance(chunk, UsageChunk):
+            self._usage = chunk
+        elif isinstance(chunk, ErrorChunk):
+            self._error = chunk
+
+    @property
+    def usage(self) -> UsageChunk | Usage | None:
+        return self._usage or self._run.usage
+
+    @property
+    def error(self) -> ErrorChunk | RunError | None:
+        return self._error or self._run.error
 
 
 class StreamEncoder(Protocol):

@@ -40,17 +40,15 @@ from ..core.agents import AgentCatalog
 from ..core.models import (
     IDENTIFIER_PATTERN,
     EndChunk,
-    ErrorChunk,
     RunRequest,
     RunStatus,
     StoredChunk,
     TextChunk,
     ToolResultChunk,
     ToolUseChunk,
-    UsageChunk,
 )
 from ..errors import InvalidRequestError
-from .base import StreamContext
+from .base import RunTally, StreamContext
 from .sse import PING, ServerSentEvent
 
 # --- the request: POST /chat/stream (with agent_id) ----------------------------------------------
@@ -137,8 +135,7 @@ class ChatEventsEncoder:
     def __init__(self, context: StreamContext) -> None:
         self._context = context
         self._tool_names: dict[str, str] = {}
-        self._usage: UsageChunk | None = None
-        self._error: ErrorChunk | None = None
+        self._tally = RunTally(context.run)
         self._finished = False
 
     def open(self) -> bytes:
@@ -155,11 +152,8 @@ class ChatEventsEncoder:
             return ToolCallEvent(name=chunk.name, args=chunk.input).encode()
         if isinstance(chunk, ToolResultChunk):
             return ToolResultEvent(name=self._tool_names.get(chunk.id), result=chunk.output).encode()
-        if isinstance(chunk, UsageChunk):
-            self._usage = chunk
-        elif isinstance(chunk, ErrorChunk):
-            self._error = chunk  # shown by the end chunk, which decides between `error` and `done`
-        elif isinstance(chunk, EndChunk):
+        self._tally.observe(chunk)  # usage and error are shown by the end chunk: `done` or `error`
+        if isinstance(chunk, EndChunk):
             self._finished = True
             return self._terminal(chunk.status).encode()
         return b""
@@ -169,11 +163,9 @@ class ChatEventsEncoder:
 
     def _terminal(self, status: RunStatus) -> ChatEvent:
         if status in FAILED_STATUSES:
-            if self._error is not None:
-                return ErrorEvent(message=self._error.message)
-            recorded = self._context.run.error  # the error chunk may lie before the resume point
-            return ErrorEvent(message=recorded.message if recorded else FALLBACK_ERROR_MESSAGE[status])
-        usage = self._usage or self._context.run.usage  # the run record has it if this stream began after it
+            error = self._tally.error
+            return ErrorEvent(message=error.message if error else FALLBACK_ERROR_MESSAGE[status])
+        usage = self._tally.usage
         if usage is None:
             return DoneEvent(usage=TokenUsage(input_tokens=0, output_tokens=0, total_tokens=0))
         return DoneEvent(

@@ -41,15 +41,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from ..core.models import (
     IDENTIFIER_PATTERN,
     EndChunk,
-    ErrorChunk,
     RunRequest,
     RunStatus,
     StoredChunk,
     TextChunk,
-    UsageChunk,
 )
 from ..errors import InvalidRequestError
-from .base import StreamContext
+from .base import RunTally, StreamContext
 from .sse import PING, ServerSentEvent
 
 
@@ -136,8 +134,7 @@ class ContentFinalEncoder:
         self._context = context
         self._resumed = context.resumed_after > 0
         self._first_text_at: float | None = None
-        self._usage: UsageChunk | None = None
-        self._error: ErrorChunk | None = None
+        self._tally = RunTally(context.run)
         self._finished = False
 
     def open(self) -> bytes:
@@ -151,11 +148,8 @@ class ContentFinalEncoder:
             if self._first_text_at is None:
                 self._first_text_at = stored.written_at
             return ContentEvent(content=chunk.text, is_final=False).encode()
-        if isinstance(chunk, UsageChunk):
-            self._usage = chunk
-        elif isinstance(chunk, ErrorChunk):
-            self._error = chunk
-        elif isinstance(chunk, EndChunk):
+        self._tally.observe(chunk)
+        if isinstance(chunk, EndChunk):
             self._finished = True
             metrics = self._metrics(ended_at=stored.written_at)
             error = self._final_error(chunk.status)
@@ -167,7 +161,7 @@ class ContentFinalEncoder:
 
     def _metrics(self, ended_at: float) -> Metrics:
         created_at = self._context.run.created_at
-        usage = self._usage or self._context.run.usage  # the run record has it if this stream began after it
+        usage = self._tally.usage
         first_token_ms = None
         if self._first_text_at is not None and not self._resumed:
             first_token_ms = elapsed_ms(created_at, self._first_text_at)
@@ -183,12 +177,9 @@ class ContentFinalEncoder:
     def _final_error(self, status: RunStatus) -> FinalError | None:
         if status not in FALLBACK_ERRORS:
             return None
-        if status is not RunStatus.CANCELLED:
-            if self._error is not None:
-                return FinalError(code=self._error.code, message=self._error.message)
-            recorded = self._context.run.error
-            if recorded is not None:
-                return FinalError(code=recorded.code, message=recorded.message)
+        error = self._tally.error
+        if status is not RunStatus.CANCELLED and error is not None:
+            return FinalError(code=error.code, message=error.message)
         return FALLBACK_ERRORS[status]
 
 

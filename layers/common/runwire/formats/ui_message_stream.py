@@ -99,7 +99,7 @@ from ..core.models import (
     UsageChunk,
 )
 from ..errors import InvalidRequestError
-from .base import StreamContext
+from .base import RunTally, StreamContext
 from .sse import PING, ServerSentEvent
 
 # --- the request: POST /api/agent/chat/stream ----------------------------------------------------
@@ -329,7 +329,7 @@ class UIMessageStreamEncoder:
         self._open_text_id: str | None = None
         self._step_has_tool_results = False
         self._shown_tool_calls: set[str] = set()
-        self._usage: UsageChunk | None = None
+        self._tally = RunTally(context.run)
         self._error_shown = False
         self._finished = False
 
@@ -361,7 +361,7 @@ class UIMessageStreamEncoder:
                 out.append(ToolOutputAvailableChunk(tool_call_id=chunk.id, output=chunk.output))
                 self._step_has_tool_results = True
         elif isinstance(chunk, UsageChunk):
-            self._usage = chunk
+            self._tally.observe(chunk)
         elif isinstance(chunk, ErrorChunk):
             self._close_text(out)
             out.append(ErrorUIChunk(error_text=chunk.message))
@@ -398,7 +398,7 @@ class UIMessageStreamEncoder:
 
     def _metadata(self, end: EndChunk) -> dict[str, Any]:
         metadata: dict[str, Any] = {}
-        usage = self._usage or self._context.run.usage  # the run record has it if this stream began after it
+        usage = self._tally.usage
         if usage is not None:
             metadata["usage"] = {
                 "model": usage.model,
