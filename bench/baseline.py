@@ -29,6 +29,7 @@ from runwire.adapters.tokens import JWTVerifier
 from runwire.core.cancellation import CancellationToken
 from runwire.core.models import EndChunk, RunStatus, StoredChunk, TextChunk
 from runwire.core.ports import ModelRequest, TextDelta
+from runwire.core.transcript import Message, TextBlock
 from runwire.formats.runwire_events import encode_chunk_event
 from runwire.http.auth import CallerDep
 
@@ -42,7 +43,7 @@ class BaselineRequest(BaseModel):
 def model_events(provider: ScriptedProvider, task: str, loop: asyncio.AbstractEventLoop,
                  queue: asyncio.Queue[Any], cancellation: CancellationToken) -> None:
     """The producer thread: the model's text deltas onto the event loop's queue, as emitted."""
-    request = ModelRequest(model="scripted-1", system="", messages=[{"role": "user", "content": task}])
+    request = ModelRequest(model="scripted-1", system="", messages=[Message("user", (TextBlock(task),))])
     try:
         for event in provider.stream(request, cancellation):
             if isinstance(event, TextDelta):

@@ -16,10 +16,12 @@ import pytest
 
 from devstack.messages_server import MessagesServer, Reply, estimate_input_tokens
 from runwire.adapters.anthropic_provider import AnthropicProvider
-from runwire.core.agent_loop import AgentEvent, AgentLoop, RunUsage, ToolCompleted
 from runwire.core.cancellation import CancellationToken
+from runwire.core.models import RunRecord, RunRequest, RunStatus, ToolResultChunk
 from runwire.core.ports import ModelEvent, ModelRequest, TextDelta, ToolCallRequested, ToolSpec, TurnEnded, UsageUpdated
+from runwire.core.stepper import RunTools, RunUsage, Stepper
 from runwire.core.tools import calculator_tool
+from runwire.core.transcript import Message, TextBlock, TranscriptBuilder, opening_messages
 from runwire.errors import (
     ModelOverloadedError,
     ModelRateLimitedError,
@@ -51,7 +53,7 @@ def ask(text: str = "Say hello.", **overrides: Any) -> ModelRequest:
     fields: dict[str, Any] = {
         "model": "claude-sonnet-4-5",
         "system": "You are a terse assistant.",
-        "messages": [{"role": "user", "content": text}],
+        "messages": [Message("user", (TextBlock(text),))],
     }
     return ModelRequest(**{**fields, **overrides})
 
@@ -158,22 +160,30 @@ def test_a_tool_called_without_arguments_gets_an_empty_input(server, provider):
     assert ToolCallRequested("toolu_02", "current_time", {}) in events
 
 
-def test_agent_loop_completes_a_calculator_round_trip_and_sends_the_tool_result_back(server, provider):
+def test_stepper_completes_a_calculator_round_trip_and_sends_the_tool_result_back(server, provider):
     server.script(
         Reply.tool_use("calculator", {"expression": "(17 * 23) + 4"}, tool_use_id="toolu_calc"),
         Reply.text("(17 * 23) + 4 = 395."),
     )
-    emitted: list[AgentEvent] = []
-    loop = AgentLoop(provider, [calculator_tool()], max_steps=4)
-    request = ask("What is (17 * 23) + 4?", tools=[calculator_tool().spec])
+    emitted: list[Any] = []
+    calculator = calculator_tool()
+    tools = RunTools({"calculator": calculator}, {}, frozenset())
+    stepper = Stepper(provider, tools, ask("", tools=[calculator.spec]), max_steps=4, clock=time.time)
+    request = RunRequest(task="What is (17 * 23) + 4?")
+    run = RunRecord(run_id="run_1", org_id="acme", user_id="u1", agent_id="ag_chat", status=RunStatus.RUNNING,
+                    request=request, created_at=time.time(), expires_at=int(time.time()) + 300)
+    transcript = TranscriptBuilder(opening_messages(request, []))
 
-    worker = threading.Thread(target=loop.run, args=(request, emitted.append, CancellationToken()), daemon=True)
+    worker = threading.Thread(
+        target=stepper.run, args=(run, transcript, emitted.append, CancellationToken()),
+        kwargs={"deadline": time.time() + 60}, daemon=True,
+    )
     worker.start()
     worker.join(HANG)
-    assert not worker.is_alive(), "the agent loop hangs"
+    assert not worker.is_alive(), "the stepper hangs"
 
-    assert [event for event in emitted if isinstance(event, ToolCompleted)] == [
-        ToolCompleted("toolu_calc", "calculator", {"expression": "(17 * 23) + 4", "result": 395})
+    assert [event for event in emitted if isinstance(event, ToolResultChunk)] == [
+        ToolResultChunk(id="toolu_calc", output={"expression": "(17 * 23) + 4", "result": 395})
     ]
     assert "".join(event.text for event in emitted if isinstance(event, TextDelta)) == "(17 * 23) + 4 = 395."
     assert len(server.requests) == 2

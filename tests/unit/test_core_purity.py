@@ -14,9 +14,16 @@ def imported_modules(path: Path) -> set[str]:
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            for alias in node.names:
+                parts = alias.name.split(".")
+                names.add(parts[0])
+                if parts[0] == "runwire" and len(parts) > 1:
+                    names.add("runwire." + parts[1])
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
+            parts = node.module.split(".")
+            names.add(parts[0])
+            if parts[0] == "runwire" and len(parts) > 1:
+                names.add("runwire." + parts[1])  # `from runwire.adapters import x` is an edge import too
         elif isinstance(node, ast.ImportFrom) and node.level >= 2 and node.module:
             names.add("runwire." + node.module.split(".")[0])
     return names
@@ -35,3 +42,9 @@ def test_the_purity_check_would_catch_an_import(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("import boto3\nfrom ..adapters import dynamodb\n")
     assert {"boto3", "runwire.adapters"} <= imported_modules(sample)
+
+
+def test_the_purity_check_would_catch_an_absolute_import(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("from runwire.http.api import create_api_app\nimport runwire.wiring\n")
+    assert {"runwire.http", "runwire.wiring"} <= imported_modules(sample)

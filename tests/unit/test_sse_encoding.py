@@ -41,7 +41,7 @@ def test_event_id_with_newline_is_refused():
         ),
         (
             StoredChunk(seq=2, chunk=ToolUseChunk(id="t1", name="calculator", input={"expression": "1+1"}), written_at=0),
-            b'id: 2\nevent: data\ndata: {"type":"tool_use","id":"t1","name":"calculator","input":{"expression":"1+1"}}\n\n',
+            b'id: 2\nevent: data\ndata: {"type":"tool_use","id":"t1","name":"calculator","input":{"expression":"1+1"},"executor":"server"}\n\n',
         ),
         (
             StoredChunk(seq=3, chunk=UsageChunk(model="claude-x", input_tokens=412, output_tokens=128), written_at=0),

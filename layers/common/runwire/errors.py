@@ -60,6 +60,12 @@ class RunConflictError(RunwireError):
     code = "run_conflict"
 
 
+class NotWaitingError(RunConflictError):
+    """An answer that the run is not waiting for: an unknown or foreign id, or a second, different answer."""
+
+    code = "not_waiting"
+
+
 class RunFailedError(RunwireError):
     """A sync call's run ended without an answer; `code` is the run's own error code."""
 

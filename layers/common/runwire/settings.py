@@ -44,6 +44,8 @@ class Settings(BaseModel):
     stream_retention_seconds: int = Field(300, gt=0, alias="STREAM_RETENTION_SECONDS")
     run_queue_visibility_seconds: int = Field(360, gt=0, alias="RUN_QUEUE_VISIBILITY_SECONDS")
     """The run queue's visibility timeout (template.yaml), so claimed runs outlive a redelivery."""
+    action_timeout_seconds: float = Field(3600.0, gt=0, alias="ACTION_TIMEOUT_SECONDS")
+    """How long a run may wait for its client (client tool outputs, approvals) before it expires."""
     conversation_retention_days: float = Field(30.0, gt=0, alias="CONVERSATION_RETENTION_DAYS")
     chunk_window_ms: float = Field(100.0, gt=0, alias="CHUNK_WINDOW_MS")
     cancel_check_ms: float = Field(500.0, gt=0, alias="CANCEL_CHECK_MS")

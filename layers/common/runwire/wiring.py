@@ -12,6 +12,7 @@ from .adapters.dynamodb import DynamoDBRunStore
 from .adapters.dynamodb_conversations import DynamoDBConversationStore
 from .adapters.sqs import SQSRunQueue
 from .adapters.tokens import JWTVerifier
+from .core.actions import ActionService, WaitSweeper
 from .core.agents import AgentCatalog, default_catalog, parse_agent_specs
 from .core.chunks import CoalescingPolicy
 from .core.ports import ModelProvider
@@ -131,6 +132,7 @@ def build_worker(settings: Settings | None = None) -> RunWorker:
             cancel_check_seconds=settings.cancel_check_ms / 1000,
             retention_seconds=settings.stream_retention_seconds,
             redelivery_seconds=settings.run_queue_visibility_seconds,
+            action_timeout_seconds=settings.action_timeout_seconds,
             coalescing=CoalescingPolicy(window_seconds=settings.chunk_window_ms / 1000),
         ),
         time.time,
@@ -138,11 +140,25 @@ def build_worker(settings: Settings | None = None) -> RunWorker:
     )
 
 
+def build_sweeper(settings: Settings | None = None) -> WaitSweeper:
+    """The scheduled sweep: ends the runs whose client did not answer within ACTION_TIMEOUT_SECONDS."""
+    settings = settings or load_settings()
+    return WaitSweeper(run_store(settings), time.time)
+
+
+def action_service(settings: Settings, runs: RunService, store: DynamoDBRunStore) -> ActionService:
+    return ActionService(store, SQSRunQueue(aws_client(settings, "sqs"), settings.run_queue_url), time.time, runs.get)
+
+
 def build_api_app(settings: Settings | None = None) -> Any:
     from .http.api import ApiDependencies, create_api_app
 
     settings = settings or load_settings()
-    return create_api_app(ApiDependencies(run_service(settings), jwt_verifier(settings), settings.stream_base_url))
+    store = run_store(settings)
+    runs = run_service(settings, store)
+    return create_api_app(
+        ApiDependencies(runs, jwt_verifier(settings), settings.stream_base_url, action_service(settings, runs, store))
+    )
 
 
 def stream_formats() -> dict[str, StreamFormat]:
@@ -155,9 +171,11 @@ def build_stream_app(settings: Settings | None = None) -> Any:
 
     settings = settings or load_settings()
     store = run_store(settings)
+    runs = run_service(settings, store)
     return create_stream_app(
         StreamDependencies(
-            runs=run_service(settings, store),
+            runs=runs,
+            actions=action_service(settings, runs, store),
             store=store,
             verifier=jwt_verifier(settings),
             formats=stream_formats(),

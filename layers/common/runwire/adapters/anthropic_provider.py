@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.ports import Cancellation, ModelEvent, ModelRequest, TextDelta, ToolCallRequested, TurnEnded, UsageUpdated
+from ..core.transcript import Block, DocumentBlock, ImageBlock, Message, TextBlock, ToolCallBlock
 from ..errors import (
     ConfigurationError,
     ModelError,
@@ -165,7 +166,7 @@ def request_arguments(request: ModelRequest) -> dict[str, Any]:
     arguments: dict[str, Any] = {
         "model": request.model,
         "max_tokens": request.max_tokens,
-        "messages": request.messages,
+        "messages": anthropic_messages(request.messages),
     }
     if request.system:
         arguments["system"] = request.system
@@ -180,6 +181,33 @@ def request_arguments(request: ModelRequest) -> dict[str, Any]:
     if any(value is not None for value in sampling.values()):
         arguments["extra_body"] = {name: value for name, value in sampling.items() if value is not None}
     return arguments
+
+
+def anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """The neutral transcript in the Messages API's shape."""
+    return [{"role": message.role, "content": _content(message)} for message in messages]
+
+
+def _content(message: Message) -> str | list[dict[str, Any]]:
+    if len(message.blocks) == 1 and isinstance(message.blocks[0], TextBlock):
+        return message.blocks[0].text
+    return [_block(block) for block in message.blocks]
+
+
+def _block(block: Block) -> dict[str, Any]:
+    if isinstance(block, TextBlock):
+        return {"type": "text", "text": block.text}
+    if isinstance(block, ImageBlock):
+        if block.data is not None:
+            return {"type": "image", "source": {"type": "base64", "media_type": block.mime_type, "data": block.data}}
+        return {"type": "image", "source": {"type": "url", "url": block.url}}
+    if isinstance(block, DocumentBlock):
+        return {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": block.text},
+                "title": block.title}
+    if isinstance(block, ToolCallBlock):
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    return {"type": "tool_result", "tool_use_id": block.tool_call_id, "content": block.text_for_model(),
+            "is_error": block.is_error}
 
 
 def _interrupt(sdk_stream: anthropic.Stream[RawMessageStreamEvent]) -> None:

@@ -6,18 +6,33 @@
 Every item carries `expiresAt` (epoch seconds; the table's TTL attribute). DynamoDB deletes
 expired items up to two days late, so every read checks `expiresAt` itself. Zero-padded
 sequence numbers sort lexically, so "chunks after N" is one key-range Query.
+
+A run waiting for its client (`requires_action`) also carries `waitPk = "WAITING"`, the partition
+key of the sparse index `WaitingRuns` (sort key `actionExpiresAt`): the sweep finds the runs whose
+action deadline has passed with one Query, and the attribute is removed when the run moves on.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import TypeAdapter
 
-from ..core.models import Chunk, EndChunk, RunError, RunRecord, RunRequest, RunStatus, StoredChunk, Usage
+from ..core.models import (
+    Chunk,
+    EndChunk,
+    PendingAction,
+    RunError,
+    RunRecord,
+    RunRequest,
+    RunStatus,
+    StoredChunk,
+    Usage,
+)
 from ..core.ports import Clock
 from ..core.runs import allowed_sources
 from ..errors import ConditionFailedError, StorageError
@@ -27,9 +42,25 @@ CHUNK_PREFIX = "CHUNK#"
 SEQ_DIGITS = 10
 MAX_SEQ = 10**SEQ_DIGITS - 1
 
+WAITING_INDEX = "WaitingRuns"
+WAITING = "WAITING"
+
 # Conditions, built from named pieces (after Powertools' idempotency persistence layer).
 ITEM_NOT_EXISTS = "attribute_not_exists(pk)"
 RUN_IS_LIVE = "attribute_exists(pk) AND expiresAt > :now"
+
+_ACTIONS = TypeAdapter(list[PendingAction])
+
+
+def _actions_json(actions: list[PendingAction]) -> str:
+    return _ACTIONS.dump_json(actions, by_alias=True, exclude_none=True).decode()
+
+
+def _waiting_index_update(target: RunStatus) -> tuple[str, str]:
+    """(SET piece, REMOVE piece): only a waiting run is in the WaitingRuns index."""
+    if target is RunStatus.REQUIRES_ACTION:
+        return "waitPk = :waiting", ""
+    return "", "waitPk"
 
 # Run attributes that `transition(changes=...)` may set, and their DynamoDB names.
 _CHANGE_ATTRIBUTES = {
@@ -37,6 +68,7 @@ _CHANGE_ATTRIBUTES = {
     "started_at": "startedAt",
     "finished_at": "finishedAt",
     "lease_expires_at": "leaseExpiresAt",
+    "action_expires_at": "actionExpiresAt",
 }
 
 
@@ -92,6 +124,12 @@ def _encode_run(run: RunRecord) -> dict[str, Any]:
         item["usage"] = {"S": run.usage.model_dump_json(by_alias=True)}
     if run.error is not None:
         item["error"] = {"S": run.error.model_dump_json(by_alias=True)}
+    if run.actions is not None:
+        item["actions"] = {"S": _actions_json(run.actions)}
+    if run.action_expires_at is not None:
+        item["actionExpiresAt"] = _number(run.action_expires_at)
+    if run.last_seq:
+        item["lastSeq"] = _number(run.last_seq)
     return item
 
 
@@ -114,6 +152,9 @@ def _decode_run(item: dict[str, Any]) -> RunRecord:
         cancel_requested=item.get("cancelRequested", {}).get("BOOL", False),
         usage=Usage.model_validate_json(item["usage"]["S"]) if "usage" in item else None,
         error=RunError.model_validate_json(item["error"]["S"]) if "error" in item else None,
+        actions=_ACTIONS.validate_json(item["actions"]["S"]) if "actions" in item else None,
+        action_expires_at=number("actionExpiresAt"),
+        last_seq=int(item["lastSeq"]["N"]) if "lastSeq" in item else 0,
     )
 
 
@@ -175,10 +216,14 @@ class DynamoDBRunStore:
             assignments.append(f"{name} = :new_{name}")
             values[f":new_{name}"] = _number(value)
         in_list = ", ".join(f":from{i}" for i in range(len(sources)))
+        waiting_set, waiting_remove = _waiting_index_update(target)
+        if waiting_set:
+            assignments.append(waiting_set)
+            values[":waiting"] = {"S": WAITING}
         return self._update(
             org_id,
             run_id,
-            update="SET " + ", ".join(assignments),
+            update="SET " + ", ".join(assignments) + (f" REMOVE {waiting_remove}" if waiting_remove else ""),
             condition=f"{RUN_IS_LIVE} AND #status IN ({in_list})",
             values=values,
         )
@@ -218,6 +263,7 @@ class DynamoDBRunStore:
         finished_at: float,
         usage: Usage | None,
         error: RunError | None,
+        preceding: Sequence[Chunk] = (),
     ) -> RunRecord:
         if expected not in allowed_sources(target):
             raise ConditionFailedError(f"a run cannot go from {expected.value} to {target.value}")
@@ -242,30 +288,143 @@ class DynamoDBRunStore:
             names["#usage"] = "usage"
         if error is not None:
             names["#error"] = "error"
-        end = EndChunk(status=target)
+        written = [*preceding, EndChunk(status=target)]
+        puts = self._chunk_puts(org_id, run_id, end_seq, written, run.expires_at, finished_at)
+        update = {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}},
+                "UpdateExpression": "SET " + ", ".join(assignments) + " REMOVE waitPk, actionExpiresAt",
+                "ConditionExpression": f"{RUN_IS_LIVE} AND #status = :expected",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
         with map_storage_errors():
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": _chunk_item(org_id, run_id, end_seq, end, run.expires_at, finished_at),
-                            "ConditionExpression": ITEM_NOT_EXISTS,
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": {"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}},
-                            "UpdateExpression": "SET " + ", ".join(assignments),
-                            "ConditionExpression": f"{RUN_IS_LIVE} AND #status = :expected",
-                            "ExpressionAttributeNames": names,
-                            "ExpressionAttributeValues": values,
-                        }
-                    },
-                ]
+            self._client.transact_write_items(TransactItems=[*puts, update])
+        return run.model_copy(update={"status": target, "finished_at": finished_at, "usage": usage, "error": error,
+                                      "action_expires_at": None})
+
+    def _chunk_puts(
+        self, org_id: str, run_id: str, first_seq: int, chunks: Sequence[Chunk], expires_at: int, written_at: float
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _chunk_item(org_id, run_id, first_seq + offset, chunk, expires_at, written_at),
+                    "ConditionExpression": ITEM_NOT_EXISTS,
+                }
+            }
+            for offset, chunk in enumerate(chunks)
+        ]
+
+    def suspend(
+        self,
+        org_id: str,
+        run_id: str,
+        *,
+        first_seq: int,
+        chunks: Sequence[Chunk],
+        actions: list[PendingAction],
+        action_expires_at: float,
+        usage: Usage | None,
+        expires_at: int,
+    ) -> RunRecord:
+        now = self._clock()
+        assignments = [
+            "#status = :waitingStatus", "actions = :actions", "actionExpiresAt = :actionExpiresAt",
+            "expiresAt = :expiresAt", "lastSeq = :lastSeq", "waitPk = :waiting",
+        ]
+        values: dict[str, Any] = {
+            ":waitingStatus": {"S": RunStatus.REQUIRES_ACTION.value},
+            ":running": {"S": RunStatus.RUNNING.value},
+            ":actions": {"S": _actions_json(actions)},
+            ":actionExpiresAt": _number(action_expires_at),
+            ":expiresAt": _number(expires_at),
+            ":lastSeq": _number(first_seq + len(chunks) - 1),
+            ":waiting": {"S": WAITING},
+            ":now": _number(now),
+        }
+        names = {"#status": "status"}
+        if usage is not None:
+            assignments.append("#usage = :usage")
+            values[":usage"] = {"S": usage.model_dump_json(by_alias=True)}
+            names["#usage"] = "usage"
+        update = {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}},
+                "UpdateExpression": "SET " + ", ".join(assignments),
+                "ConditionExpression": f"{RUN_IS_LIVE} AND #status = :running",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+        puts = self._chunk_puts(org_id, run_id, first_seq, chunks, expires_at, now)
+        with map_storage_errors():
+            self._client.transact_write_items(TransactItems=[*puts, update])
+        run = self.get_run(org_id, run_id)
+        if run is None:
+            raise ConditionFailedError(f"run {run_id} vanished after it was suspended")
+        return run
+
+    def record_answers(self, run: RunRecord, actions: list[PendingAction], *, requeue: bool) -> RunRecord:
+        values: dict[str, Any] = {
+            ":now": _number(self._clock()),
+            ":waitingStatus": {"S": RunStatus.REQUIRES_ACTION.value},
+            ":new": {"S": _actions_json(actions)},
+            ":old": {"S": _actions_json(run.actions or [])},
+        }
+        update = "SET actions = :new"
+        if requeue:
+            update += ", #status = :queued REMOVE waitPk, actionExpiresAt"
+            values[":queued"] = {"S": RunStatus.QUEUED.value}
+        return self._update(
+            run.org_id, run.run_id, update=update,
+            condition=f"{RUN_IS_LIVE} AND #status = :waitingStatus AND actions = :old", values=values,
+        )
+
+    def cancel_state(self, org_id: str, run_id: str) -> tuple[RunStatus, bool] | None:
+        with map_storage_errors():
+            response = self._client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}},
+                ConsistentRead=True,
+                ProjectionExpression="#status, cancelRequested, expiresAt",
+                ExpressionAttributeNames={"#status": "status"},
             )
-        return run.model_copy(update={"status": target, "finished_at": finished_at, "usage": usage, "error": error})
+        item = response.get("Item")
+        if item is None or int(item["expiresAt"]["N"]) <= self._clock():
+            return None
+        return RunStatus(item["status"]["S"]), item.get("cancelRequested", {}).get("BOOL", False)
+
+    def extend_chunks(self, org_id: str, run_id: str, *, through_seq: int, expires_at: int) -> None:
+        for seq in range(1, through_seq + 1):
+            try:
+                with map_storage_errors():
+                    self._client.update_item(
+                        TableName=self._table,
+                        Key={"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": chunk_sort_key(seq)}},
+                        UpdateExpression="SET expiresAt = :expiresAt",
+                        ConditionExpression="attribute_exists(pk) AND expiresAt < :expiresAt",
+                        ExpressionAttributeValues={":expiresAt": _number(expires_at)},
+                    )
+            except ConditionFailedError:
+                continue  # kept that long already (or not written: nothing to keep)
+
+    def overdue_waiting_runs(self, *, now: float, limit: int) -> list[tuple[str, str]]:
+        with map_storage_errors():
+            response = self._client.query(
+                TableName=self._table,
+                IndexName=WAITING_INDEX,
+                KeyConditionExpression="waitPk = :waiting AND actionExpiresAt <= :now",
+                ExpressionAttributeValues={":waiting": {"S": WAITING}, ":now": _number(now)},
+                Limit=limit,
+            )
+        # The index projects only keys: the org and run come from the run's key, RUN#<org>#<run>.
+        keys = [item["pk"]["S"].split("#", 2) for item in response.get("Items", [])]
+        return [(org_id, run_id) for _, org_id, run_id in keys]
 
     def read_chunks(
         self, org_id: str, run_id: str, *, after: int, limit: int = 1000, consistent: bool = False

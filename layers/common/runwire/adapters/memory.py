@@ -7,12 +7,14 @@ both), so a test that passes against a fake means the same against DynamoDB.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from ..core.models import (
     Chunk,
     ConversationMessage,
     EndChunk,
+    PendingAction,
     RunError,
     RunMessage,
     RunRecord,
@@ -38,6 +40,7 @@ class InMemoryRunStore:
         self._clock = clock
         self._runs: dict[tuple[str, str], RunRecord] = {}
         self._chunks: dict[tuple[str, str], dict[int, StoredChunk]] = {}
+        self._chunk_expiry: dict[tuple[str, str, int], int] = {}
         self._lock = threading.Lock()
         self.chunk_writes = 0
 
@@ -87,11 +90,78 @@ class InMemoryRunStore:
             chunks = self._chunks.setdefault((org_id, run_id), {})
             if seq in chunks:
                 raise ConditionFailedError(f"chunk {seq} of run {run_id} is written already")
-            _check_item_size(chunk.model_dump_json())
-            stored = StoredChunk(seq=seq, chunk=chunk, written_at=self._clock())
-            chunks[seq] = stored
-            self.chunk_writes += 1
-            return stored
+            return self._put_chunk(org_id, run_id, seq, chunk, expires_at, self._clock())
+
+    def _put_chunk(self, org_id: str, run_id: str, seq: int, chunk: Chunk, expires_at: int, at: float) -> StoredChunk:
+        _check_item_size(chunk.model_dump_json())
+        stored = StoredChunk(seq=seq, chunk=chunk, written_at=at)
+        self._chunks.setdefault((org_id, run_id), {})[seq] = stored
+        self._chunk_expiry[(org_id, run_id, seq)] = expires_at
+        self.chunk_writes += 1
+        return stored
+
+    def _seqs_free(self, org_id: str, run_id: str, first_seq: int, count: int) -> bool:
+        chunks = self._chunks.get((org_id, run_id), {})
+        return all(seq not in chunks for seq in range(first_seq, first_seq + count))
+
+    def suspend(
+        self,
+        org_id: str,
+        run_id: str,
+        *,
+        first_seq: int,
+        chunks: Sequence[Chunk],
+        actions: list[PendingAction],
+        action_expires_at: float,
+        usage: Usage | None,
+        expires_at: int,
+    ) -> RunRecord:
+        with self._lock:
+            run = self._live(org_id, run_id)
+            if run.status is not RunStatus.RUNNING or not self._seqs_free(org_id, run_id, first_seq, len(chunks)):
+                raise ConditionFailedError(f"run {run_id} is {run.status.value}; it cannot wait")
+            now = self._clock()
+            for offset, chunk in enumerate(chunks):
+                self._put_chunk(org_id, run_id, first_seq + offset, chunk, expires_at, now)
+            updated = run.model_copy(update={
+                "status": RunStatus.REQUIRES_ACTION, "actions": [a.model_copy(deep=True) for a in actions],
+                "action_expires_at": action_expires_at, "usage": usage, "expires_at": expires_at,
+                "last_seq": first_seq + len(chunks) - 1,
+            })
+            self._runs[(org_id, run_id)] = updated
+            return updated.model_copy(deep=True)
+
+    def record_answers(self, run: RunRecord, actions: list[PendingAction], *, requeue: bool) -> RunRecord:
+        with self._lock:
+            current = self._live(run.org_id, run.run_id)
+            if current.status is not RunStatus.REQUIRES_ACTION or current.actions != run.actions:
+                raise ConditionFailedError(f"run {run.run_id} is no longer waiting for these actions")
+            changes: dict[str, Any] = {"actions": [a.model_copy(deep=True) for a in actions]}
+            if requeue:
+                changes.update(status=RunStatus.QUEUED, action_expires_at=None)
+            updated = current.model_copy(update=changes)
+            self._runs[(run.org_id, run.run_id)] = updated
+            return updated.model_copy(deep=True)
+
+    def cancel_state(self, org_id: str, run_id: str) -> tuple[RunStatus, bool] | None:
+        run = self.get_run(org_id, run_id)
+        return None if run is None else (run.status, run.cancel_requested)
+
+    def extend_chunks(self, org_id: str, run_id: str, *, through_seq: int, expires_at: int) -> None:
+        with self._lock:
+            for seq in self._chunks.get((org_id, run_id), {}):
+                key = (org_id, run_id, seq)
+                if seq <= through_seq and self._chunk_expiry.get(key, 0) < expires_at:
+                    self._chunk_expiry[key] = expires_at
+
+    def overdue_waiting_runs(self, *, now: float, limit: int) -> list[tuple[str, str]]:
+        with self._lock:
+            overdue = sorted(
+                (run.action_expires_at, key) for key, run in self._runs.items()
+                if run.status is RunStatus.REQUIRES_ACTION and run.action_expires_at is not None
+                and run.action_expires_at <= now
+            )
+            return [key for _, key in overdue[:limit]]
 
     def finish(
         self,
@@ -104,16 +174,22 @@ class InMemoryRunStore:
         finished_at: float,
         usage: Usage | None,
         error: RunError | None,
+        preceding: Sequence[Chunk] = (),
     ) -> RunRecord:
         with self._lock:
             run = self._live(org_id, run_id)
-            chunks = self._chunks.setdefault((org_id, run_id), {})
-            if run.status is not expected or expected not in allowed_sources(target) or end_seq in chunks:
+            written = [*preceding, EndChunk(status=target)]
+            if (
+                run.status is not expected
+                or expected not in allowed_sources(target)
+                or not self._seqs_free(org_id, run_id, end_seq, len(written))
+            ):
                 raise ConditionFailedError(f"run {run_id} is {run.status.value}; cannot end as {target.value}")
-            chunks[end_seq] = StoredChunk(seq=end_seq, chunk=EndChunk(status=target), written_at=finished_at)
-            self.chunk_writes += 1
+            for offset, chunk in enumerate(written):
+                self._put_chunk(org_id, run_id, end_seq + offset, chunk, run.expires_at, finished_at)
             updated = run.model_copy(
-                update={"status": target, "finished_at": finished_at, "usage": usage, "error": error}
+                update={"status": target, "finished_at": finished_at, "usage": usage, "error": error,
+                        "action_expires_at": None}
             )
             self._runs[(org_id, run_id)] = updated
             return updated.model_copy(deep=True)
@@ -123,12 +199,15 @@ class InMemoryRunStore:
     ) -> list[StoredChunk]:
         with self._lock:
             run = self._runs.get((org_id, run_id))
-            if run is None or run.is_expired(self._clock()):
+            now = self._clock()
+            if run is None or run.is_expired(now):
                 return []
             chunks = self._chunks.get((org_id, run_id), {})
             out: list[StoredChunk] = []
             seq = after + 1
             while seq in chunks and len(out) < limit:
+                if self._chunk_expiry.get((org_id, run_id, seq), 0) <= now:
+                    return []  # as on DynamoDB: an expired chunk means the run is gone
                 out.append(chunks[seq])
                 seq += 1
             return out

@@ -2,8 +2,11 @@
 
 It streams realistic token-by-token text with a delay between tokens, calls the `calculator`
 tool when the task contains arithmetic (and the tool is offered), calls `current_time` when
-asked for the time or date, and answers from the conversation history when asked what it was
-told ("What is my name?" after "My name is Alex.").
+asked for the time or date, calls a client tool (`clientMcpTools`) when the task names it, and
+answers from the conversation history when asked what it was told ("What is my name?" after
+"My name is Alex."). Every tool that matches is called in the same step, so a task can ask for
+several at once ("What is 6*7? Use get_location too."). A tool that needs approval is called the
+same way: pass `approvalRequired: ["calculator"]` with an arithmetic task.
 
 A directive in the task steers it, for tests and benchmarks:
 
@@ -31,9 +34,11 @@ from ..core.ports import (
     ModelRequest,
     TextDelta,
     ToolCallRequested,
+    ToolSpec,
     TurnEnded,
     UsageUpdated,
 )
+from ..core.transcript import Message, ToolResultBlock
 from ..errors import ModelOverloadedError, ModelStreamInterruptedError, ModelUnavailableError
 
 MODEL_NAME = "scripted-1"
@@ -48,29 +53,32 @@ _FAILURES = {
 }
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    parts = []
-    for block in content or []:
-        if block.get("type") == "text":
-            parts.append(block.get("text", ""))
-        elif block.get("type") == "tool_result":
-            parts.append(str(block.get("content", "")))
+def _text_of(message: Message) -> str:
+    parts = [message.text] if message.text else []
+    parts.extend(result.text_for_model() for result in message.tool_results)
     return " ".join(parts)
 
 
-def _is_tool_result(message: dict[str, Any]) -> bool:
-    content = message["content"]
-    return not isinstance(content, str) and any(b.get("type") == "tool_result" for b in content)
+def _is_tool_result(message: Message) -> bool:
+    return bool(message.tool_results)
 
 
-def _task_text(messages: list[dict[str, Any]]) -> str:
+def _task_text(messages: list[Message]) -> str:
     """The user's own latest turn (not a tool result sent back in the user role)."""
     for message in reversed(messages):
-        if message["role"] == "user" and not _is_tool_result(message):
-            return _text_of(message["content"])
+        if message.role == "user" and not _is_tool_result(message):
+            return message.text
     return ""
+
+
+def _input_for(tool: ToolSpec, task: str) -> dict[str, Any]:
+    """A client tool's input: each required string property gets the task's text."""
+    properties = tool.input_schema.get("properties", {}) if isinstance(tool.input_schema, dict) else {}
+    required = tool.input_schema.get("required", []) if isinstance(tool.input_schema, dict) else []
+    return {
+        name: task for name in required
+        if isinstance(properties.get(name), dict) and properties[name].get("type") == "string"
+    }
 
 
 def parse_directive(text: str) -> dict[str, str]:
@@ -95,20 +103,21 @@ class ScriptedProvider:
         task = _task_text(request.messages)
         directive = parse_directive(task)
         delay = float(directive.get("delay_ms", self._delay * 1000)) / 1000
-        prompt_text = request.system + " ".join(_text_of(m["content"]) for m in request.messages)
+        prompt_text = request.system + " ".join(_text_of(m) for m in request.messages)
         input_tokens = estimate_tokens(prompt_text)
         yield UsageUpdated(MODEL_NAME, input_tokens, 0)
 
         if "stall" in directive and cancellation.wait(float(directive["stall"])):
             return
 
-        tool_call = self._tool_call(request, task)
-        if tool_call is not None:
-            yield tool_call
-            yield UsageUpdated(MODEL_NAME, input_tokens, estimate_tokens(json.dumps(tool_call.input)))
+        tool_calls = self._tool_calls(request, task)
+        if tool_calls:
+            yield from tool_calls
+            output_tokens = sum(estimate_tokens(json.dumps(call.input)) for call in tool_calls)
+            yield UsageUpdated(MODEL_NAME, input_tokens, output_tokens)
             yield TurnEnded(
                 "tool_use",
-                [{"type": "tool_use", "id": tool_call.id, "name": tool_call.name, "input": tool_call.input}],
+                [{"type": "tool_use", "id": call.id, "name": call.name, "input": call.input} for call in tool_calls],
             )
             return
 
@@ -132,43 +141,54 @@ class ScriptedProvider:
         yield TurnEnded("end_turn", [{"type": "text", "text": "".join(emitted)}])
 
     # -------------------------------------------------------------------------------------------
-    def _tool_call(self, request: ModelRequest, task: str) -> ToolCallRequested | None:
-        offered = {tool.name for tool in request.tools}
+    def _tool_calls(self, request: ModelRequest, task: str) -> list[ToolCallRequested]:
         if _is_tool_result(request.messages[-1]):
-            return None  # the tool has answered: now reply in prose
-        call_number = sum(1 for m in request.messages if m["role"] == "assistant") + 1
-        match = _ARITHMETIC.search(_DIRECTIVE.sub("", task))
+            return []  # the tools have answered: now reply in prose
+        step = sum(1 for m in request.messages if m.role == "assistant") + 1
+        plain = _DIRECTIVE.sub("", task)
+        wanted: list[tuple[str, dict[str, Any]]] = []
+        for tool in request.tools:
+            if tool.name in ("calculator", "current_time"):
+                continue
+            if re.search(rf"(?<![\w.-]){re.escape(tool.name)}(?![\w-])", plain):
+                wanted.append((tool.name, _input_for(tool, plain)))
+        offered = {tool.name for tool in request.tools}
+        match = _ARITHMETIC.search(plain)
         if "calculator" in offered and match:
-            return ToolCallRequested(f"toolu_scripted_{call_number}", "calculator", {"expression": match.group(1).strip()})
+            wanted.append(("calculator", {"expression": match.group(1).strip()}))
         if "current_time" in offered and re.search(r"\bwhat (time|day|date)\b|\btoday\b", task, re.IGNORECASE):
-            return ToolCallRequested(f"toolu_scripted_{call_number}", "current_time", {})
-        return None
+            wanted.append(("current_time", {}))
+        suffixes = [""] if len(wanted) == 1 else [f"_{i}" for i in range(1, len(wanted) + 1)]
+        return [
+            ToolCallRequested(f"toolu_scripted_{step}{suffix}", name, arguments)
+            for (name, arguments), suffix in zip(wanted, suffixes, strict=True)
+        ]
 
     def _answer_tokens(self, request: ModelRequest, task: str, directive: dict[str, str]) -> list[str]:
         if "tokens" in directive:
             return [f" {n}" for n in range(1, int(directive["tokens"]) + 1)]
         if _is_tool_result(request.messages[-1]):
-            result = next(b for b in request.messages[-1]["content"] if b.get("type") == "tool_result")
-            return _TOKEN.findall(self._tool_answer(result))
+            answers = [self._tool_answer(result) for result in request.messages[-1].tool_results]
+            return _TOKEN.findall(" ".join(answers))
         return _TOKEN.findall(self._prose(request, _DIRECTIVE.sub("", task).strip()))
 
     @staticmethod
-    def _tool_answer(result: dict[str, Any]) -> str:
-        try:
-            output = json.loads(result.get("content", "{}"))
-        except json.JSONDecodeError:
-            output = {}
-        if result.get("is_error"):
-            return f"I could not work that out: {output.get('error', 'the tool failed')}."
-        if "result" in output:
+    def _tool_answer(result: ToolResultBlock) -> str:
+        output = result.output
+        if result.denied:
+            return f"I did not run that tool: {result.text_for_model()}."
+        if result.is_error:
+            error = output.get("error", "the tool failed") if isinstance(output, dict) else output
+            return f"I could not work that out: {error}."
+        if isinstance(output, dict) and "result" in output and "expression" in output:
             return f"{output['expression']} = {output['result']}. I used the calculator to get an exact answer."
-        if "utc" in output:
+        if isinstance(output, dict) and "utc" in output:
             return f"It is {output['weekday']}, {output['utc']} (UTC)."
         return "The tool returned: " + json.dumps(output)
 
     @staticmethod
     def _prose(request: ModelRequest, task: str) -> str:
-        history = " ".join(_text_of(m["content"]) for m in request.messages[:-1] if m["role"] == "user")
+        history = " ".join(_text_of(m) for m in request.messages[:-1] if m.role == "user")
         if re.search(r"\bwhat(?:'s| is) my name\b", task, re.IGNORECASE):
             told = _NAME_TOLD.findall(history)
             if told:

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from ..errors import ConfigurationError, UnknownAgentError
 from .models import WireModel
@@ -23,6 +23,8 @@ class AgentDefinition:
     """None: the deployment's default model."""
     max_steps: int = 8
     """Model calls per run, counting the calls that follow tool results."""
+    approval_required: list[str] = field(default_factory=list)
+    """Tools that pause the run for a person's approval before they run."""
 
 
 CHAT = AgentDefinition(
@@ -53,11 +55,20 @@ class AgentSpec(WireModel):
     system_prompt: Annotated[str, Field(min_length=1)]
     tools: list[str] = Field(default_factory=list)
     model: str | None = None
+    approval_required: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _approvals_name_own_tools(self) -> AgentSpec:
+        strays = sorted(set(self.approval_required) - set(self.tools))
+        if strays:
+            raise ValueError(f"approvalRequired names tools the agent does not have: {', '.join(strays)}")
+        return self
 
     def definition(self) -> AgentDefinition:
         return AgentDefinition(
             role=self.role, agent_id=self.agent_id, description=self.description,
             system_prompt=self.system_prompt, tools=list(self.tools), model=self.model,
+            approval_required=list(self.approval_required),
         )
 
 

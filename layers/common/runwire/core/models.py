@@ -68,8 +68,14 @@ class RunSettings(WireModel):
         return self
 
 
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+ToolName = Annotated[str, Field(pattern=TOOL_NAME_PATTERN)]
+
+
 class ClientTool(WireModel):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    """A tool the client runs (MCP's tool shape). The run waits for its output (`requires_action`)."""
+
+    name: ToolName
     description: StrictStr = ""
     input_schema: BoundedObject = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
@@ -104,6 +110,8 @@ class RunRequest(WireModel):
     settings: RunSettings | None = None
     memory_ttl: Annotated[StrictInt, Field(gt=0, le=31_536_000)] | None = None
     client_mcp_tools: list[ClientTool] | None = Field(default=None, max_length=64)
+    approval_required: list[ToolName] | None = Field(default=None, max_length=64)
+    """Server tools that wait for a person's approval before they run (besides the agent's own list)."""
     available_tools: list[StrictStr] | None = Field(default=None, max_length=128)
     files: list[FileReference] | None = Field(default=None, max_length=20)
     images: list[ImageInput] | None = Field(default=None, max_length=20)
@@ -112,6 +120,9 @@ class RunRequest(WireModel):
     def _task_not_blank(self) -> RunRequest:
         if not self.task.strip():
             raise ValueError("'task' must not be blank")
+        names = [tool.name for tool in self.client_mcp_tools or []]
+        if len(names) != len(set(names)):
+            raise ValueError("'clientMcpTools' names must be unique")
         return self
 
 
@@ -119,6 +130,8 @@ class RunRequest(WireModel):
 class RunStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    REQUIRES_ACTION = "requires_action"
+    """Waiting for its client: client tool outputs or approvals. No worker holds it."""
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -143,6 +156,62 @@ class RunError(WireModel):
     message: StrictStr
 
 
+class ClientToolAction(WireModel):
+    kind: Literal["client_tool"] = "client_tool"
+    tool_call_id: StrictStr
+    name: StrictStr
+    input: dict[str, Any]
+
+
+class ApprovalAction(WireModel):
+    kind: Literal["approval"] = "approval"
+    approval_id: StrictStr
+    tool_call_id: StrictStr
+    name: StrictStr
+    input: dict[str, Any]
+
+
+RequiredAction = Annotated[ClientToolAction | ApprovalAction, Field(discriminator="kind")]
+
+
+# --- answers to a waiting run ---------------------------------------------------------------------
+class ToolOutput(WireModel):
+    """A client tool's output, for `POST /v1/runs/{runId}/tool-outputs`."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, strict=True, extra="forbid")
+
+    tool_call_id: Annotated[str, Field(min_length=1, max_length=256)]
+    output: Annotated[Any, AfterValidator(bounded_json)] = None
+    is_error: StrictBool = False
+
+
+class ApprovalDecision(WireModel):
+    """A person's answer to an approval request, for `POST /v1/runs/{runId}/approvals`."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, strict=True, extra="forbid")
+
+    approval_id: Annotated[str, Field(min_length=1, max_length=256)]
+    approved: StrictBool
+    reason: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class PendingAction(WireModel):
+    """What a waiting run asked for, and the answer once it came (bookkeeping on the run item)."""
+
+    action: RequiredAction
+    input_hash: StrictStr
+    output: ToolOutput | None = None
+    decision: ApprovalDecision | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.output is not None or self.decision is not None
+
+    @property
+    def tool_call_id(self) -> str:
+        return self.action.tool_call_id
+
+
 class RunRecord(WireModel):
     """The stored run. Times are epoch seconds; `expires_at` is the DynamoDB TTL attribute."""
 
@@ -160,6 +229,13 @@ class RunRecord(WireModel):
     cancel_requested: StrictBool = False
     usage: Usage | None = None
     error: RunError | None = None
+    actions: list[PendingAction] | None = None
+    """The latest wait's actions and their answers (kept after the run resumes, for idempotent answers)."""
+    action_expires_at: float | None = Field(default=None, strict=False)
+    """While `requires_action`: when the run ends `expired` if it is still not fully answered."""
+    last_seq: StrictInt = 0
+    """The seq of the last chunk when the run last stopped for its client: where a non-worker writer
+    (cancel, the action timeout) appends the terminal sequence."""
 
     def is_expired(self, now: float) -> bool:
         # DynamoDB deletes expired items up to two days late and moto never does: check on read.
@@ -172,17 +248,46 @@ class TextChunk(WireModel):
     text: StrictStr
 
 
+ToolExecutor = Literal["server", "client"]
+
+
 class ToolUseChunk(WireModel):
     type: Literal["tool_use"] = "tool_use"
     id: StrictStr
     name: StrictStr
     input: dict[str, Any]
+    executor: ToolExecutor = "server"
+    """Who runs it: the server (after approval, for tools that need one) or the client."""
 
 
 class ToolResultChunk(WireModel):
     type: Literal["tool_result"] = "tool_result"
     id: StrictStr
     output: Any
+    is_error: StrictBool = False
+
+    @property
+    def denied(self) -> bool:
+        """A person denied this call: the output is `{"denied": true, "reason": …}`."""
+        return self.is_error and isinstance(self.output, dict) and self.output.get("denied") is True
+
+
+class StepEndChunk(WireModel):
+    """One model call ended; its own token usage (not cumulative). Steps are counted from 1."""
+
+    type: Literal["step_end"] = "step_end"
+    step: StrictInt
+    model: StrictStr
+    input_tokens: StrictInt
+    output_tokens: StrictInt
+
+
+class RequiresActionChunk(WireModel):
+    """The run waits for its client; `expires_at` is when it ends `expired` if not answered (ISO 8601)."""
+
+    type: Literal["requires_action"] = "requires_action"
+    actions: list[RequiredAction]
+    expires_at: StrictStr
 
 
 class UsageChunk(WireModel):
@@ -206,7 +311,14 @@ class EndChunk(WireModel):
 
 
 Chunk = Annotated[
-    TextChunk | ToolUseChunk | ToolResultChunk | UsageChunk | ErrorChunk | EndChunk,
+    TextChunk
+    | ToolUseChunk
+    | ToolResultChunk
+    | StepEndChunk
+    | RequiresActionChunk
+    | UsageChunk
+    | ErrorChunk
+    | EndChunk,
     Field(discriminator="type"),
 ]
 

@@ -6,11 +6,22 @@ fakes pass the same contract tests as the real adapters (tests/contract).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .models import Chunk, ConversationMessage, RunError, RunMessage, RunRecord, RunStatus, StoredChunk, Usage
+from .models import (
+    Chunk,
+    ConversationMessage,
+    PendingAction,
+    RunError,
+    RunMessage,
+    RunRecord,
+    RunStatus,
+    StoredChunk,
+    Usage,
+)
+from .transcript import Message
 
 
 class Clock(Protocol):
@@ -53,9 +64,41 @@ class RunStore(Protocol):
         finished_at: float,
         usage: Usage | None,
         error: RunError | None,
+        preceding: Sequence[Chunk] = (),
     ) -> RunRecord:
-        """Atomically write the end chunk at `end_seq` and move the run from `expected` to the
-        terminal `target`; ConditionFailedError if the run is not `expected` or the seq is taken."""
+        """Atomically write `preceding` (e.g. error, usage) from `end_seq` on, then the end chunk,
+        and move the run from `expected` to the terminal `target`; ConditionFailedError if the run
+        is not `expected` or a seq is taken. Nothing is written unless all of it is."""
+
+    def suspend(
+        self,
+        org_id: str,
+        run_id: str,
+        *,
+        first_seq: int,
+        chunks: Sequence[Chunk],
+        actions: list[PendingAction],
+        action_expires_at: float,
+        usage: Usage | None,
+        expires_at: int,
+    ) -> RunRecord:
+        """Atomically write `chunks` (ending with the requires_action chunk) from `first_seq` on and
+        move the run from running to requires_action with its pending actions; ConditionFailedError
+        if the run is not running or a seq is taken."""
+
+    def record_answers(self, run: RunRecord, actions: list[PendingAction], *, requeue: bool) -> RunRecord:
+        """Replace the waiting run's actions with `actions` (answers added) if they are still what
+        `run` holds and the run is still requires_action; with `requeue`, also move it to queued.
+        ConditionFailedError if another answer or a cancel got there first."""
+
+    def cancel_state(self, org_id: str, run_id: str) -> tuple[RunStatus, bool] | None:
+        """Only the status and the cancel flag (a projection: the worker asks twice a second)."""
+
+    def extend_chunks(self, org_id: str, run_id: str, *, through_seq: int, expires_at: int) -> None:
+        """Keep chunks 1..through_seq until `expires_at` (a run that waits outlives its first chunks' TTL)."""
+
+    def overdue_waiting_runs(self, *, now: float, limit: int) -> list[tuple[str, str]]:
+        """(org, run) of runs in requires_action whose action deadline has passed."""
 
     def read_chunks(
         self, org_id: str, run_id: str, *, after: int, limit: int = 1000, consistent: bool = False
@@ -99,8 +142,8 @@ class ToolSpec:
 class ModelRequest:
     model: str
     system: str
-    messages: list[dict[str, Any]]
-    """Anthropic Messages shape: [{"role": "user"|"assistant", "content": str | [blocks]}]."""
+    messages: list[Message]
+    """The neutral transcript; each provider translates it to its own wire shape."""
     tools: list[ToolSpec] = field(default_factory=list)
     max_tokens: int = 4096
     temperature: float | None = None
@@ -132,8 +175,8 @@ class UsageUpdated:
 @dataclass(frozen=True)
 class TurnEnded:
     stop_reason: str
-    content: list[dict[str, Any]]
-    """The assistant's content blocks, to append to the conversation for the next call."""
+    content: list[dict[str, Any]] = field(default_factory=list)
+    """The provider's own content blocks, for diagnostics; the transcript is built from the events."""
 
 
 ModelEvent = TextDelta | ToolCallRequested | UsageUpdated | TurnEnded

@@ -20,7 +20,9 @@ from ..errors import (
     RunConflictError,
     RunNotFoundError,
 )
-from .agents import AgentCatalog
+from .actions import expire_overdue
+from .agents import AgentCatalog, AgentDefinition
+from .ending import end_stopped_run
 from .models import (
     IDENTIFIER_PATTERN,
     Caller,
@@ -64,6 +66,23 @@ class RunSnapshot:
         return self.chunks[-1].seq if self.chunks else 0
 
 
+def check_tools(agent: AgentDefinition, request: RunRequest) -> None:
+    """Client tools may not shadow the server's; approvals apply to the run's own server tools."""
+    server = [name for name in agent.tools if request.available_tools is None or name in request.available_tools]
+    client = [tool.name for tool in request.client_mcp_tools or []]
+    clashes = sorted(set(client) & set(agent.tools))
+    if clashes:
+        raise InvalidRequestError(f"clientMcpTools: {', '.join(clashes)} is a server tool of this agent; rename it")
+    for name in request.approval_required or []:
+        if name in client:
+            raise InvalidRequestError(
+                f"approvalRequired: {name!r} is a client tool; the client runs it, so it needs no server approval"
+            )
+        if name not in server:
+            known = ", ".join(server) or "none"
+            raise InvalidRequestError(f"approvalRequired: this run has no server tool {name!r} (its tools: {known})")
+
+
 def new_run_id() -> str:
     return "run_" + uuid.uuid4().hex
 
@@ -100,6 +119,7 @@ class RunService:
 
     def start(self, caller: Caller, request: RunRequest) -> RunRecord:
         agent = self._catalog.by_role(request.agent_role)
+        check_tools(agent, request)
         try:
             size = len(request.model_dump_json(by_alias=True, exclude_none=True).encode())
         except ValueError as exc:  # pydantic cannot serialize it (e.g. nested past its recursion limit)
@@ -140,7 +160,7 @@ class RunService:
         run = self._store.get_run(caller.org_id, run_id)
         if run is None:
             raise RunNotFoundError(f"run {run_id!r} does not exist or has expired")
-        return run
+        return expire_overdue(self._store, run, self._clock())
 
     def snapshot(self, caller: Caller, run_id: str, *, after: int = 0) -> RunSnapshot:
         run = self.get(caller, run_id)
@@ -153,14 +173,11 @@ class RunService:
             return run
         if run.status.is_terminal:
             raise RunConflictError(f"run {run_id!r} has already {run.status.value}; it cannot be cancelled")
-        if run.status is RunStatus.QUEUED:
+        if run.status in (RunStatus.QUEUED, RunStatus.REQUIRES_ACTION):
             try:
-                # No worker has it yet: end it here, with its terminal event, so readers finish.
-                ended = self._store.finish(
-                    run.org_id, run_id, RunStatus.CANCELLED,
-                    expected=RunStatus.QUEUED, end_seq=1, finished_at=self._clock(), usage=None, error=None,
-                )
-                log.info("queued run cancelled", extra={"run_id": run_id})
+                # No worker holds it: end it here, with its terminal sequence, so readers finish.
+                ended = end_stopped_run(self._store, run, RunStatus.CANCELLED, None, self._clock())
+                log.info("%s run cancelled", run.status.value, extra={"run_id": run_id})
                 return ended
             except ConditionFailedError:
                 pass  # a worker claimed it meanwhile: flag it like any running run
@@ -186,12 +203,12 @@ class RunService:
             interval = min(interval * 2, self._policy.max_poll_seconds)
 
     def wait_for_end(self, caller: Caller, run_id: str, *, timeout: float) -> RunRecord:
-        """The run once it has finished, or as it is when `timeout` runs out."""
+        """The run once it has finished or waits for its client, or as it is when `timeout` runs out."""
         latest = [self.get(caller, run_id)]
 
         def finished() -> bool:
             latest[0] = self.get(caller, run_id)
-            return latest[0].status.is_terminal
+            return latest[0].status.is_terminal or latest[0].status is RunStatus.REQUIRES_ACTION
 
         self._poll(finished, timeout)
         return latest[0]

@@ -1,11 +1,17 @@
 """The run state machine: every allowed transition, in one table.
 
     queued ──claim──▶ running ──▶ succeeded | failed | cancelled | expired
-      │
-      └──cancel (before a worker claims it)──▶ cancelled
+      ▲                 │
+      │                 ▼
+      └──all answered── requires_action ──▶ cancelled | expired (action timeout)
+
+    queued ──cancel (before a worker claims it)──▶ cancelled
+
+`requires_action`: the run waits for its client (client tool outputs, approvals) and no worker
+holds it. Answering every pending action re-queues it; a worker then rebuilds it from its log.
 
 The stores enforce this table with conditional writes (`status IN (:allowed_from)`), so two
-workers, or a worker and a cancel, can never both win.
+workers, a worker and a cancel, or two answers can never both win.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ from .models import RunStatus
 
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.RUNNING: frozenset({RunStatus.QUEUED}),
+    # From queued only to undo a re-queue whose message could not be enqueued (core/actions.py).
+    RunStatus.REQUIRES_ACTION: frozenset({RunStatus.RUNNING, RunStatus.QUEUED}),
+    RunStatus.QUEUED: frozenset({RunStatus.REQUIRES_ACTION}),
     RunStatus.SUCCEEDED: frozenset({RunStatus.RUNNING}),
     RunStatus.FAILED: frozenset({RunStatus.RUNNING, RunStatus.QUEUED}),
-    RunStatus.CANCELLED: frozenset({RunStatus.RUNNING, RunStatus.QUEUED}),
-    RunStatus.EXPIRED: frozenset({RunStatus.RUNNING, RunStatus.QUEUED}),
+    RunStatus.CANCELLED: frozenset({RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.REQUIRES_ACTION}),
+    RunStatus.EXPIRED: frozenset({RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.REQUIRES_ACTION}),
 }
 
 

@@ -1,31 +1,85 @@
-"""Server-side tools the agents may call.
+"""Server-side tools the agents may call, and how one call runs.
 
-Each tool validates its own input and returns JSON-able output; a failing tool returns an error
-result to the model rather than failing the run (the model can recover, as with any tool error).
+Each tool validates its own input and returns JSON-able output. A tool receives a `ToolContext`
+(who runs it, in which run and conversation, the run's deadline and its cancellation) and runs
+under a timeout. A failing tool — a `ToolError`, an unexpected exception, a timeout — returns an
+error result to the model rather than failing the run (the model can recover, as with any tool
+error).
 """
 
 from __future__ import annotations
 
 import ast
+import logging
 import math
 import operator
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import ToolError
-from .ports import Clock, ToolSpec
+from .ports import Cancellation, Clock, ToolSpec
+
+log = logging.getLogger("runwire.tools")
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool may know about the call it serves."""
+
+    org_id: str
+    user_id: str
+    run_id: str
+    conversation_id: str | None
+    deadline: float
+    """Epoch seconds: the run's deadline; a tool should not outlive it."""
+    cancellation: Cancellation
 
 
 @dataclass(frozen=True)
 class ServerTool:
     spec: ToolSpec
-    run: Callable[[dict[str, Any]], Any]
+    run: Callable[[dict[str, Any], ToolContext], Any]
+    timeout_seconds: float = 30.0
+    idempotent: bool = False
+    """Safe to run again with the same input (a call whose result was never logged may be re-run)."""
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    output: Any
+    is_error: bool = False
+
+
+def run_tool(tool: ServerTool | None, name: str, arguments: dict[str, Any], context: ToolContext,
+             clock: Clock) -> ToolOutcome:
+    """One call, bounded by the tool's timeout and the run's deadline; never raises."""
+    if tool is None:
+        return ToolOutcome({"error": f"no tool named {name!r} is available to this agent"}, is_error=True)
+    result: list[ToolOutcome] = []
+
+    def call() -> None:
+        try:
+            result.append(ToolOutcome(tool.run(arguments, context)))
+        except ToolError as exc:
+            result.append(ToolOutcome({"error": exc.message}, is_error=True))
+        except Exception:
+            log.exception("tool %s failed unexpectedly", name, extra={"run_id": context.run_id})
+            result.append(ToolOutcome({"error": f"the tool {name!r} failed unexpectedly"}, is_error=True))
+
+    timeout = max(0.0, min(tool.timeout_seconds, context.deadline - clock()))
+    worker = threading.Thread(target=call, name=f"tool-{name}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not result:
+        return ToolOutcome({"error": f"the tool {name!r} did not answer within {timeout:.0f} s"}, is_error=True)
+    return result[0]
 
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
@@ -96,7 +150,7 @@ def evaluate_arithmetic(expression: str) -> int | float:
 
 
 def calculator_tool() -> ServerTool:
-    def run(arguments: dict[str, Any]) -> Any:
+    def run(arguments: dict[str, Any], context: ToolContext) -> Any:
         expression = arguments.get("expression")
         if not isinstance(expression, str):
             raise ToolError("'expression' must be a string")
@@ -113,11 +167,13 @@ def calculator_tool() -> ServerTool:
             },
         ),
         run,
+        timeout_seconds=5.0,
+        idempotent=True,
     )
 
 
 def clock_tool(clock: Clock) -> ServerTool:
-    def run(arguments: dict[str, Any]) -> Any:
+    def run(arguments: dict[str, Any], context: ToolContext) -> Any:
         now = datetime.fromtimestamp(clock(), tz=UTC)
         return {"utc": now.isoformat(timespec="seconds"), "weekday": now.strftime("%A")}
 
@@ -128,6 +184,8 @@ def clock_tool(clock: Clock) -> ServerTool:
             input_schema={"type": "object", "properties": {}},
         ),
         run,
+        timeout_seconds=5.0,
+        idempotent=True,
     )
 
 
@@ -137,6 +195,9 @@ class ToolRegistry:
 
     def names(self) -> list[str]:
         return list(self._tools)
+
+    def get(self, name: str) -> ServerTool | None:
+        return self._tools.get(name)
 
     def select(self, names: list[str] | None, allowed: list[str] | None) -> list[ServerTool]:
         """The agent's tools (`names`), narrowed by the request's `availableTools` whitelist."""

@@ -1,13 +1,16 @@
-"""The worker's service: claim a run, run its agent, write its chunks, end it exactly once.
+"""The worker's service: one delivery of a run's message — claim, rebuild, step, end.
 
-Two threads per run. The producer runs the agent loop (model calls, tools) and only enqueues
-events. The consumer — the only writer — coalesces text, writes numbered chunks, checks for
-cancellation and the run's deadline, and writes the terminal sequence:
+A run is its log. The worker claims the run, rebuilds its transcript from the stored chunks (a
+run that waited for its client carries on where it stopped), and runs two threads: the stepper
+(`core/stepper.py`: model calls and server tools, producing events) and the writer
+(`core/run_writer.py`: the only writer, coalescing, deadline, cancel). The ending
+(`core/ending.py`) then stops the run one of two ways, each one atomic write:
 
-    [error chunk] → [usage chunk, if a model was called] → end chunk (atomically with the status)
+    finish:   [error chunk] → [usage chunk, if a model was called] → end chunk, with the status
+    suspend:  requires_action chunk, with the status and the pending actions (the worker returns)
 
-Splitting them means a model that stalls cannot stall the flush window, the cancel check or
-the deadline: the consumer closes the model stream from its side.
+Splitting producer and writer means a model that stalls cannot stall the flush window, the
+cancel check or the deadline: the writer closes the model stream from its side.
 """
 
 from __future__ import annotations
@@ -19,25 +22,16 @@ import threading
 from dataclasses import dataclass, field
 
 from ..errors import ConditionFailedError, ModelError, UnknownAgentError
-from .agent_loop import AgentLoop, RunUsage, ToolCompleted, build_model_request
-from .agents import AgentCatalog
+from .agents import AgentCatalog, AgentDefinition
 from .cancellation import CancellationToken
-from .chunks import ChunkWriter, CoalescingPolicy, TextCoalescer
-from .models import (
-    ErrorChunk,
-    HistoryMessage,
-    RunError,
-    RunMessage,
-    RunRecord,
-    RunStatus,
-    TextChunk,
-    ToolResultChunk,
-    ToolUseChunk,
-    Usage,
-    UsageChunk,
-)
-from .ports import Clock, ConversationStore, ModelProvider, RunStore, TextDelta, ToolCallRequested
+from .chunks import ChunkWriter, CoalescingPolicy
+from .ending import Ending, usage_of
+from .models import HistoryMessage, RunError, RunMessage, RunRecord, RunStatus, ToolName, Usage
+from .ports import Clock, ConversationStore, ModelProvider, RunStore, ToolSpec
+from .run_writer import AgentDone, Finished, RunWriter, Suspend
+from .stepper import RunTools, RunUsage, Stepper, model_request
 from .tools import ToolRegistry
+from .transcript import TranscriptBuilder, rebuild
 
 log = logging.getLogger("runwire.worker")
 
@@ -49,6 +43,7 @@ MEMORY_MESSAGE_CHARS = 100_000
 class WorkerPolicy:
     default_model: str = "claude-sonnet-4-5"
     max_run_seconds: float = 120.0
+    """The limit on each stretch of work (from a claim to the run's end or its next wait)."""
     cancel_check_seconds: float = 0.5
     lease_grace_seconds: float = 30.0
     """A run whose worker has not finished it by deadline + grace is taken to be orphaned."""
@@ -58,24 +53,22 @@ class WorkerPolicy:
     redelivery_seconds: float = 360.0
     """The run queue's visibility timeout: how long SQS waits before handing a message to another
     worker. A claimed run must outlive it, so the next delivery can end a run whose worker died."""
+    action_timeout_seconds: float = 3600.0
+    """How long a run may wait for its client (client tool outputs, approvals) before it expires."""
+    coalescing: CoalescingPolicy = field(default_factory=CoalescingPolicy)
 
     def claimed_expiry(self, now: float) -> int:
         """A claimed run stays readable until `retention_seconds` after the latest moment it can end:
         its deadline, the lease grace, and one redelivery to a worker that ends it if this one dies."""
         return int(now + self.max_run_seconds + self.lease_grace_seconds + self.redelivery_seconds + self.retention_seconds)
-    coalescing: CoalescingPolicy = field(default_factory=CoalescingPolicy)
 
 
 class Outcome(enum.StrEnum):
     EXECUTED = "executed"
+    SUSPENDED = "suspended"
     DUPLICATE = "duplicate"
     MISSING = "missing"
     RECOVERED = "recovered"
-
-
-@dataclass(frozen=True)
-class _AgentDone:
-    error: RunError | None = None
 
 
 class RunWorker:
@@ -96,6 +89,7 @@ class RunWorker:
         self._tools = tools
         self._policy = policy
         self._clock = clock
+        self._ending = Ending(store)
 
     def process(self, message: RunMessage) -> Outcome:
         now = self._clock()
@@ -115,8 +109,7 @@ class RunWorker:
         except ConditionFailedError:
             return self._claim_lost(message, now)
         log.info("claimed run; starting agent %s", claimed.agent_id, extra={"run_id": claimed.run_id})
-        self._execute(claimed)
-        return Outcome.EXECUTED
+        return self._execute(claimed)
 
     def _claim_lost(self, message: RunMessage, now: float) -> Outcome:
         run = self._store.get_run(message.org_id, message.run_id)
@@ -132,129 +125,143 @@ class RunWorker:
     # -------------------------------------------------------------------------------------------
     def _recover_orphan(self, run: RunRecord) -> None:
         """The worker that claimed this run died before ending it: end it, so readers finish."""
-        chunks = self._store.read_chunks(run.org_id, run.run_id, after=0, limit=100_000)
-        writer = ChunkWriter(self._store, run.org_id, run.run_id, expires_at=run.expires_at,
-                             last_seq=chunks[-1].seq if chunks else 0)
+        chunks = self._store.read_chunks(run.org_id, run.run_id, after=0, limit=100_000, consistent=True)
         error = RunError(code="worker_lost", message="The worker running this run stopped before finishing it.")
         log.warning("run was orphaned by a lost worker; ending it as failed", extra={"run_id": run.run_id})
-        self._finish(run, writer, RunStatus.FAILED, error, usage=None)
+        transcript = rebuild(run.request, [], [c.chunk for c in chunks])
+        self._ending.finish(run, next_seq=(chunks[-1].seq if chunks else 0) + 1, held=[],
+                            status=RunStatus.FAILED, error=error, usage=usage_of(transcript.usage), now=self._clock())
 
-    def _execute(self, run: RunRecord) -> None:
-        policy = self._policy
+    def _execute(self, run: RunRecord) -> Outcome:
         try:
             agent = self._catalog.by_id(run.agent_id)
         except UnknownAgentError as exc:
-            # The agent was removed (EXTRA_AGENTS changed) between the start and now: end the run.
-            writer = ChunkWriter(self._store, run.org_id, run.run_id, expires_at=run.expires_at)
-            self._finish(run, writer, RunStatus.FAILED, RunError(code=exc.code, message=exc.message), usage=None)
-            return
-        tools = self._tools.select(agent.tools, run.request.available_tools)
-        model_request = build_model_request(
-            agent,
-            run.request,
-            default_model=policy.default_model,
-            history=self._history(run),
-            tools=tools,
+            # The agent was removed (EXTRA_AGENTS changed) between the start and now: end it.
+            self._ending.finish(run, next_seq=run.last_seq + 1, held=[], status=RunStatus.FAILED,
+                                error=RunError(code=exc.code, message=exc.message), usage=run.usage, now=self._clock())
+            return Outcome.EXECUTED
+        transcript = self._rebuild(run)
+        writer = self._writer(run, transcript)
+        tools = self.run_tools(agent, run)
+        stepper = Stepper(
+            self._provider, tools, model_request(agent, run.request, tools, default_model=self._policy.default_model),
+            max_steps=agent.max_steps, clock=self._clock,
         )
-        loop = AgentLoop(self._provider, tools, max_steps=agent.max_steps)
         events: queue.Queue[object] = queue.Queue()
         cancellation = CancellationToken()
-
-        def produce() -> None:
-            try:
-                loop.run(model_request, events.put, cancellation)
-                events.put(_AgentDone())
-            except ModelError as exc:
-                events.put(_AgentDone(RunError(code=exc.code, message=exc.message)))
-            except Exception:
-                log.exception("agent loop crashed", extra={"run_id": run.run_id})
-                events.put(_AgentDone(RunError(code="internal_error", message="The agent failed unexpectedly.")))
-
-        producer = threading.Thread(target=produce, name=f"agent-{run.run_id}", daemon=True)
-        producer.start()
-
-        writer = ChunkWriter(self._store, run.org_id, run.run_id, expires_at=run.expires_at)
-        coalescer = TextCoalescer(policy.coalescing)
-        started = run.started_at or self._clock()
-        deadline = started + policy.max_run_seconds
-        next_cancel_check = self._clock() + policy.cancel_check_seconds
-        usage: RunUsage | None = None
-        tokens_seen = 0
-        output: list[str] = []
-        outcome: tuple[RunStatus, RunError | None] | None = None
+        producer = self._start_stepper(stepper, run, transcript, events, cancellation, deadline=writer.deadline)
         try:
-            while outcome is None:
-                now = self._clock()
-                wake = min(t for t in (coalescer.deadline(), next_cancel_check, deadline) if t is not None)
-                try:
-                    event = events.get(timeout=max(0.0, wake - now))
-                except queue.Empty:
-                    event = None
-                now = self._clock()
-                if isinstance(event, TextDelta):
-                    tokens_seen += 1
-                    output.append(event.text)
-                    text = coalescer.add(event.text, now)
-                    if text:
-                        writer.write(TextChunk(text=text))
-                elif isinstance(event, ToolCallRequested):
-                    self._drain(coalescer, writer, now)
-                    writer.write(ToolUseChunk(id=event.id, name=event.name, input=event.input))
-                elif isinstance(event, ToolCompleted):
-                    writer.write(ToolResultChunk(id=event.id, output=event.output))
-                elif isinstance(event, RunUsage):
-                    usage = event
-                elif isinstance(event, _AgentDone):
-                    status = RunStatus.SUCCEEDED if event.error is None else RunStatus.FAILED
-                    outcome = (status, event.error)
-                    break
-                text = coalescer.flush_due(now)
-                if text:
-                    writer.write(TextChunk(text=text))
-                if now >= deadline:
-                    outcome = (
-                        RunStatus.EXPIRED,
-                        RunError(
-                            code="run_timed_out",
-                            message=f"The run exceeded its limit of {policy.max_run_seconds:g} seconds.",
-                        ),
-                    )
-                elif now >= next_cancel_check:
-                    next_cancel_check = now + policy.cancel_check_seconds
-                    current = self._store.get_run(run.org_id, run.run_id)
-                    if current is None or current.cancel_requested:
-                        log.info("cancel requested; closing the model stream", extra={"run_id": run.run_id})
-                        outcome = (RunStatus.CANCELLED, None)
+            stop = writer.consume(events)
         except Exception:
             cancellation.cancel()
             log.exception("writing the run's chunks failed; ending it as failed", extra={"run_id": run.run_id})
-            try:
-                self._finish(run, writer, RunStatus.FAILED,
-                             RunError(code="internal_error", message="Storing the run's output failed."), usage)
-            except Exception:
-                # Leave the message to SQS: redelivery after the lease finds the orphan and ends it.
-                log.exception("could not end the run either", extra={"run_id": run.run_id})
-                raise
-            return
+            self._fail_storing(run, writer)
+            return Outcome.EXECUTED
         cancellation.cancel()
-        if outcome[0] is not RunStatus.SUCCEEDED and outcome[0] is not RunStatus.FAILED:
-            # Cancelled or out of time: let the model stream close, and count the tokens it used
-            # up to then (usage updates may still be queued), for the usage chunk and billing.
+        if isinstance(stop, Finished) and stop.status in (RunStatus.CANCELLED, RunStatus.EXPIRED):
+            # Let the model stream close, and count the tokens it used up to then (usage updates
+            # may still be queued), for the usage chunk and billing.
             producer.join(timeout=1.0)
-            usage = self._latest_usage(events, usage)
-        self._drain(coalescer, writer, self._clock())
-        status, error = outcome
-        if status is RunStatus.SUCCEEDED:
+            writer.latest_usage(events)
+        writer.drain()
+        if isinstance(stop, Suspend):
+            self._suspend(run, writer, stop)
+            return Outcome.SUSPENDED
+        self._finish(run, writer, transcript, stop)
+        return Outcome.EXECUTED
+
+    def run_tools(self, agent: AgentDefinition, run: RunRecord) -> RunTools:
+        request = run.request
+        server = {tool.name: tool for tool in self._tools.select(agent.tools, request.available_tools)}
+        client = {
+            tool.name: ToolSpec(tool.name, tool.description, tool.input_schema) for tool in request.client_mcp_tools or []
+        }
+        approvals: set[ToolName] = {*agent.approval_required, *(request.approval_required or [])}
+        return RunTools(server, client, frozenset(approvals))
+
+    def _rebuild(self, run: RunRecord) -> TranscriptBuilder:
+        """The transcript so far: a run that waited is rebuilt from its log; a new one starts empty
+        (without reading the log, which it does not have yet)."""
+        chunks = []
+        if run.last_seq > 0:
+            chunks = [c.chunk for c in self._store.read_chunks(run.org_id, run.run_id, after=0, limit=100_000,
+                                                                  consistent=True)]
+        return rebuild(run.request, self._history(run), chunks)
+
+    def _writer(self, run: RunRecord, transcript: TranscriptBuilder) -> RunWriter:
+        policy = self._policy
+        started = run.started_at or self._clock()
+        usage = transcript.usage
+        return RunWriter(
+            ChunkWriter(self._store, run.org_id, run.run_id, expires_at=run.expires_at, last_seq=run.last_seq),
+            policy.coalescing,
+            self._clock,
+            deadline=started + policy.max_run_seconds,
+            max_run_seconds=policy.max_run_seconds,
+            cancel_check_seconds=policy.cancel_check_seconds,
+            cancel_requested=lambda: self._cancel_requested(run),
+            usage=RunUsage(usage.model, usage.input_tokens, usage.output_tokens) if usage else None,
+        )
+
+    def _start_stepper(
+        self, stepper: Stepper, run: RunRecord, transcript: TranscriptBuilder,
+        events: queue.Queue[object], cancellation: CancellationToken, *, deadline: float,
+    ) -> threading.Thread:
+        def produce() -> None:
+            try:
+                stepper.run(run, transcript, events.put, cancellation, deadline=deadline)
+                events.put(AgentDone())
+            except ModelError as exc:
+                events.put(AgentDone(RunError(code=exc.code, message=exc.message)))
+            except Exception:
+                log.exception("the stepper crashed", extra={"run_id": run.run_id})
+                events.put(AgentDone(RunError(code="internal_error", message="The agent failed unexpectedly.")))
+
+        producer = threading.Thread(target=produce, name=f"stepper-{run.run_id}", daemon=True)
+        producer.start()
+        return producer
+
+    def _cancel_requested(self, run: RunRecord) -> bool:
+        state = self._store.cancel_state(run.org_id, run.run_id)
+        return state is None or state[1]
+
+    def _suspend(self, run: RunRecord, writer: RunWriter, stop: Suspend) -> None:
+        now = self._clock()
+        action_expires_at = now + self._policy.action_timeout_seconds
+        expires_at = self._policy.claimed_expiry(action_expires_at)
+        usage = writer.state.usage
+        self._ending.suspend(
+            run, next_seq=writer.chunks.next_seq, held=writer.state.held, actions=stop.actions,
+            usage=usage_of_run(usage), action_expires_at=action_expires_at, expires_at=expires_at,
+        )
+        if run.request.conversation_id is not None and self._conversations is not None:
+            # A follow-up turn of the conversation finds the waiting run (seed 001's approval flow).
+            self._conversations.set_active_run(run.org_id, run.request.conversation_id, run.run_id, expires_at=expires_at)
+        log.info("run waits for its client: %d action(s)", len(stop.actions), extra={"run_id": run.run_id})
+
+    def _finish(self, run: RunRecord, writer: RunWriter, transcript: TranscriptBuilder, stop: Finished) -> None:
+        if stop.status is RunStatus.SUCCEEDED:
             # Before the end event: a client that starts its next turn on `end` must find this one.
             try:
-                self._remember_turn(run, "".join(output))
+                self._remember_turn(run, transcript.reply_text)
             except Exception:
                 log.exception("could not save the turn to the conversation", extra={"run_id": run.run_id})
         log.info(
             "run ended %s: %d token deltas in %d chunk writes",
-            status.value, tokens_seen, writer.writes, extra={"run_id": run.run_id},
+            stop.status.value, writer.state.tokens_seen, writer.chunks.writes, extra={"run_id": run.run_id},
         )
-        self._finish(run, writer, status, error, usage)
+        self._ending.finish(run, next_seq=writer.chunks.next_seq, held=writer.state.held, status=stop.status,
+                            error=stop.error, usage=usage_of_run(writer.state.usage), now=self._clock())
+
+    def _fail_storing(self, run: RunRecord, writer: RunWriter) -> None:
+        try:
+            self._ending.finish(run, next_seq=writer.chunks.next_seq, held=[], status=RunStatus.FAILED,
+                                error=RunError(code="internal_error", message="Storing the run's output failed."),
+                                usage=usage_of_run(writer.state.usage), now=self._clock())
+        except Exception:
+            # Leave the message to SQS: redelivery after the lease finds the orphan and ends it.
+            log.exception("could not end the run either", extra={"run_id": run.run_id})
+            raise
 
     def _history(self, run: RunRecord) -> list[HistoryMessage]:
         """An explicit `conversationHistory` replaces the server-loaded one."""
@@ -277,39 +284,8 @@ class RunWorker:
             user=run.request.task[:MEMORY_MESSAGE_CHARS], assistant=reply[:MEMORY_MESSAGE_CHARS],
         )
 
-    @staticmethod
-    def _latest_usage(events: queue.Queue[object], usage: RunUsage | None) -> RunUsage | None:
-        while True:
-            try:
-                event = events.get_nowait()
-            except queue.Empty:
-                return usage
-            if isinstance(event, RunUsage):
-                usage = event
 
-    @staticmethod
-    def _drain(coalescer: TextCoalescer, writer: ChunkWriter, now: float) -> None:
-        text = coalescer.drain(now)
-        if text:
-            writer.write(TextChunk(text=text))
-
-    def _finish(
-        self, run: RunRecord, writer: ChunkWriter, status: RunStatus, error: RunError | None, usage: RunUsage | None
-    ) -> None:
-        if error is not None:
-            writer.write(ErrorChunk(code=error.code, message=error.message))
-        final_usage = None
-        if usage is not None:
-            final_usage = Usage(model=usage.model, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
-            writer.write(UsageChunk(model=usage.model, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens))
-        self._store.finish(
-            run.org_id,
-            run.run_id,
-            status,
-            expected=RunStatus.RUNNING,
-            end_seq=writer.next_seq,
-            finished_at=self._clock(),
-            usage=final_usage,
-            error=error,
-        )
-
+def usage_of_run(usage: RunUsage | None) -> Usage | None:
+    if usage is None:
+        return None
+    return Usage(model=usage.model, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)

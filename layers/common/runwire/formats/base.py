@@ -67,6 +67,11 @@ class StreamEncoder(Protocol):
     def ping(self) -> bytes:
         """A keep-alive the client ignores."""
 
+    @property
+    def finished(self) -> bool:
+        """This response is complete: after the run's end, or (for a format whose clients cannot
+        stay open while a run waits for them) after the run asked its client to act."""
+
 
 class StreamFormat(Protocol):
     name: str

@@ -25,6 +25,13 @@ Choices the seed leaves open (deliberate, and the only divergences):
   (`StreamContext.resumed_after > 0`) that call may lie before the resume point; the name is then
   `null`, not a guess (no tool can be named `null`, while `"unknown"` could be a real name).
 
+Runs that wait for their client: a client tool's call (`clientMcpTools`) is a `tool_call` event like
+any other. While the run waits for its output or for an approval (`requires_action`, answered at
+`POST /v1/runs/{runId}/tool-outputs` or `/approvals`; the run id is in the `X-Run-Id` header), the
+stream stays open with keep-alive comment lines and then carries on with the `tool_result` and the
+rest of the answer. A denied call's `tool_result.result` is `{"denied": true, "reason": …}`. The
+`requires_action` and `step_end` chunks have no event here.
+
 Resuming: the stream simply continues with the events after the resume point, which is all a
 seed-002 client (it concatenates `text` contents) can use.
 """
@@ -39,11 +46,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from ..core.agents import AgentCatalog
 from ..core.models import (
     IDENTIFIER_PATTERN,
+    ClientTool,
     EndChunk,
     RunRequest,
     RunStatus,
     StoredChunk,
     TextChunk,
+    ToolName,
     ToolResultChunk,
     ToolUseChunk,
 )
@@ -58,19 +67,26 @@ AGENT_ID_PATTERN = r"^ag_[A-Za-z0-9_-]{1,64}$"
 class AgentChatRequest(BaseModel):
     """Seed 002's body (shared with its Send Message endpoint)."""
 
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
 
     agent_id: Annotated[str, Field(pattern=AGENT_ID_PATTERN)]
     message: Annotated[StrictStr, Field(min_length=1, max_length=100_000)]
     session_id: Annotated[str, Field(pattern=IDENTIFIER_PATTERN)] | None = None
     """Conversation memory: runs with the same session id share history."""
+    client_mcp_tools: list[ClientTool] | None = Field(default=None, max_length=64, alias="clientMcpTools")
+    """runwire's extension (as on `POST /v1/runs`): tools the client runs; the stream stays open
+    while the run waits for their output (`POST /v1/runs/{runId}/tool-outputs`, run id in `X-Run-Id`)."""
+    approval_required: list[ToolName] | None = Field(default=None, max_length=64, alias="approvalRequired")
 
 
 def to_run_request(body: AgentChatRequest, catalog: AgentCatalog) -> RunRequest:
     """The run for one message. An unknown `agent_id` raises `UnknownAgentError` (a 404 here)."""
     agent = catalog.by_id(body.agent_id)
     try:
-        return RunRequest(task=body.message, agent_role=agent.role, conversation_id=body.session_id)
+        return RunRequest(
+            task=body.message, agent_role=agent.role, conversation_id=body.session_id,
+            client_mcp_tools=body.client_mcp_tools, approval_required=body.approval_required,
+        )
     except ValidationError as exc:
         # e.g. a blank message: the client's fault, so a 400, not a 500.
         raise InvalidRequestError(f"message: {exc.errors()[0].get('msg', 'is invalid')}") from None
@@ -160,6 +176,10 @@ class ChatEventsEncoder:
 
     def ping(self) -> bytes:
         return PING
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
 
     def _terminal(self, status: RunStatus) -> ChatEvent:
         if status in FAILED_STATUSES:

@@ -28,6 +28,11 @@ Choices the seed leaves open (deliberate divergences):
 
 Resuming (`StreamContext.resumed_after > 0`): the stream continues with the text after the
 resume point and the same final event, which is what a client concatenating `content` can use.
+
+Runs that wait for their client (`clientMcpTools`, `approvalRequired`): this format has no tool
+events, so a waiting run shows nothing new; the stream stays open with keep-alive comment lines
+until the client answers (`POST /v1/runs/{runId}/tool-outputs` or `/approvals`, the run id in the
+`X-Run-Id` header) and then carries on with the answer's text and the final event.
 """
 
 from __future__ import annotations
@@ -40,11 +45,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from ..core.models import (
     IDENTIFIER_PATTERN,
+    ClientTool,
     EndChunk,
     RunRequest,
     RunStatus,
     StoredChunk,
     TextChunk,
+    ToolName,
 )
 from ..errors import InvalidRequestError
 from .base import RunTally, StreamContext
@@ -55,11 +62,15 @@ from .sse import PING, ServerSentEvent
 class ContentChatRequest(BaseModel):
     """Seed 003's body for both `/chat/stream` and `/chat/run`."""
 
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
 
     message: Annotated[StrictStr, Field(min_length=1, max_length=100_000)]
     conversation_id: Annotated[str, Field(pattern=IDENTIFIER_PATTERN)] | None = None
     """Absent: a new conversation is created (see `to_run_request`)."""
+    client_mcp_tools: list[ClientTool] | None = Field(default=None, max_length=64, alias="clientMcpTools")
+    """runwire's extension (as on `POST /v1/runs`): tools the client runs; the stream stays open
+    while the run waits for their output (`POST /v1/runs/{runId}/tool-outputs`, run id in `X-Run-Id`)."""
+    approval_required: list[ToolName] | None = Field(default=None, max_length=64, alias="approvalRequired")
 
 
 class ChatRunResponse(BaseModel):
@@ -78,6 +89,8 @@ def to_run_request(body: ContentChatRequest, *, new_conversation_id: Callable[[]
             task=body.message,
             agent_role="chat",
             conversation_id=body.conversation_id or new_conversation_id(),
+            client_mcp_tools=body.client_mcp_tools,
+            approval_required=body.approval_required,
         )
     except ValidationError as exc:
         # e.g. a blank message: the client's fault, so a 400, not a 500.
@@ -158,6 +171,10 @@ class ContentFinalEncoder:
 
     def ping(self) -> bytes:
         return PING
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
 
     def _metrics(self, ended_at: float) -> Metrics:
         created_at = self._context.run.created_at

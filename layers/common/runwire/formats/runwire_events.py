@@ -22,10 +22,14 @@ def encode_chunk_event(stored: StoredChunk) -> bytes:
 
 
 class RunwireEventsEncoder:
+    def __init__(self) -> None:
+        self.finished = False
+
     def open(self) -> bytes:
         return b""
 
     def encode(self, stored: StoredChunk) -> bytes:
+        self.finished = isinstance(stored.chunk, EndChunk)
         return encode_chunk_event(stored)
 
     def ping(self) -> bytes:

@@ -373,6 +373,10 @@ class UIMessageStreamEncoder:
     def ping(self) -> bytes:
         return PING
 
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
     # -------------------------------------------------------------------------------------------
     def _close_text(self, out: list[UIChunk]) -> None:
         if self._open_text_id is not None:

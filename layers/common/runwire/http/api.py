@@ -9,6 +9,7 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from ..adapters.tokens import JWTVerifier
+from ..core.actions import ActionService
 from ..core.models import IDENTIFIER_PATTERN, RunRecord, RunRequest, RunStatus
 from ..core.run_service import RunService, new_conversation_id
 from ..errors import RunFailedError
@@ -22,6 +23,8 @@ from .views import (
     EventsPage,
     RunView,
     StartRunResponse,
+    SubmitApprovals,
+    SubmitToolOutputs,
     WaitRunRequest,
 )
 
@@ -38,6 +41,14 @@ class ApiDependencies:
     runs: RunService
     verifier: JWTVerifier
     stream_base_url: str | None
+    actions: ActionService
+
+
+ANSWER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    409: {"description": "`not_waiting`: the run is not waiting for that id, or it was answered differently"},
+    503: {"description": "The run queue is unavailable; nothing was recorded as answered. Send the same answer again"},
+}
 
 
 def create_api_app(deps: ApiDependencies) -> FastAPI:
@@ -82,11 +93,12 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
         tags=["runs"],
     )
     def run_and_wait(body: WaitRunRequest, request: Request, who: CallerDep) -> JSONResponse:
-        """The sync variant: start a run and answer with the finished run (200), or, if it is
-        still going after `waitSeconds` (default and maximum 25), with its URLs (202)."""
+        """The sync variant: start a run and answer with the finished run (200), or with the run
+        waiting for its client (200, `requires_action` with `pendingActions`), or, if it is still
+        going after `waitSeconds` (default and maximum 25), with its URLs (202)."""
         run = deps.runs.start(who, body.run_request())
         finished = deps.runs.wait_for_end(who, run.run_id, timeout=body.wait_seconds)
-        if not finished.status.is_terminal:
+        if not finished.status.is_terminal and finished.status is not RunStatus.REQUIRES_ACTION:
             return started(request, finished, "/v1/runs/{run_id}/stream")
         view = RunView.of(deps.runs.snapshot(who, run.run_id))
         return JSONResponse(view.model_dump(by_alias=True, mode="json"), status_code=200)
@@ -141,6 +153,26 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
         """Stop a run. A queued run ends at once; a running one within about a second."""
         deps.runs.cancel(who, run_id)
         return RunView.of(deps.runs.snapshot(who, run_id))
+
+    @app.post("/v1/runs/{run_id}/tool-outputs", status_code=202, response_model=RunView, responses=ANSWER_RESPONSES,
+              tags=["runs"])
+    def submit_tool_outputs(run_id: str, body: SubmitToolOutputs, who: CallerDep) -> JSONResponse:
+        """Answer a run waiting in `requires_action` with the outputs of its client tools. Once every
+        pending action is answered the run is re-queued and continues on the same stream."""
+        deps.actions.submit_tool_outputs(who, run_id, body.tool_outputs)
+        return answered(who, run_id)
+
+    @app.post("/v1/runs/{run_id}/approvals", status_code=202, response_model=RunView, responses=ANSWER_RESPONSES,
+              tags=["runs"])
+    def submit_approvals(run_id: str, body: SubmitApprovals, who: CallerDep) -> JSONResponse:
+        """Approve or deny the tool calls a waiting run asked a person about. Approved calls run with
+        the input shown in the request; denied ones give the model an error result with the reason."""
+        deps.actions.submit_decisions(who, run_id, body.approvals)
+        return answered(who, run_id)
+
+    def answered(who: Any, run_id: str) -> JSONResponse:
+        view = RunView.of(deps.runs.snapshot(who, run_id))
+        return JSONResponse(view.model_dump(by_alias=True, mode="json"), status_code=202)
 
     @app.get(
         "/v1/conversations/{conversation_id}/messages",

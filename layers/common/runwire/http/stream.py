@@ -18,8 +18,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import Field
 
 from ..adapters.tokens import JWTVerifier
+from ..core.actions import ActionService
 from ..core.models import Caller, RunRecord, RunRequest, StoredChunk
 from ..core.ports import Clock, RunStore
+from ..core.reading import RunReader, parse_resume_point
 from ..core.run_service import RunService
 from ..core.tailing import KeepAlive, PollPolicy, tail_chunks
 from ..errors import InvalidRequestError, RunConflictError, RunNotFoundError
@@ -79,6 +81,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 @dataclass(frozen=True)
 class StreamDependencies:
     runs: RunService
+    actions: ActionService
     store: RunStore
     verifier: JWTVerifier
     formats: dict[str, StreamFormat]
@@ -95,24 +98,12 @@ def stream_headers(fmt: StreamFormat, context: StreamContext) -> dict[str, str]:
     return merged
 
 
-def parse_resume_point(last_event_id: str | None, after: int | None) -> int:
-    """`Last-Event-ID` (what EventSource sends on reconnect) wins over `?after=`."""
-    if last_event_id is not None and last_event_id.strip() != "":
-        try:
-            value = int(last_event_id.strip())
-        except ValueError:
-            raise InvalidRequestError("Last-Event-ID must be the seq (an integer) of the last event received") from None
-        if value < 0:
-            raise InvalidRequestError("Last-Event-ID must not be negative")
-        return value
-    return after or 0
-
-
 class RunStreamer:
     """Serves one run's chunks in a chosen format, from a resume point, until its end event."""
 
     def __init__(self, deps: StreamDependencies) -> None:
         self._deps = deps
+        self._reader = RunReader(deps.runs, deps.store)
 
     async def open(self, caller: Caller, run_id: str) -> RunRecord:
         return await anyio.to_thread.run_sync(self._deps.runs.get, caller, run_id)
@@ -126,23 +117,14 @@ class RunStreamer:
             raise InvalidRequestError(f"unknown format {name!r}; known formats: {known}") from None
 
     async def body(self, caller: Caller, run_id: str, fmt: StreamFormat, context: StreamContext) -> AsyncIterator[bytes]:
-        store = self._deps.store
+        reader = self._reader
         encoder = fmt.encoder(context)
 
         async def read(position: int) -> list[StoredChunk]:
-            return await anyio.to_thread.run_sync(lambda: store.read_chunks(caller.org_id, run_id, after=position))
-
-        def alive_at(position: int) -> bool:
-            run = store.get_run(caller.org_id, run_id)
-            if run is None:
-                return False
-            # Finished with nothing after `position`: the client resumed past the end.
-            return not run.status.is_terminal or bool(
-                store.read_chunks(caller.org_id, run_id, after=position, limit=1, consistent=True)
-            )
+            return await anyio.to_thread.run_sync(lambda: reader.read(caller, run_id, after=position))
 
         async def alive(position: int) -> bool:
-            return await anyio.to_thread.run_sync(alive_at, position)
+            return await anyio.to_thread.run_sync(lambda: reader.is_alive(caller, run_id, position=position))
 
         opening = encoder.open()
         if opening:
@@ -153,17 +135,14 @@ class RunStreamer:
             data = encoder.ping() if isinstance(item, KeepAlive) else encoder.encode(item)
             if data:
                 yield data
+            if encoder.finished:
+                return  # this format's response is complete (its end, or a wait it cannot stay open for)
 
     async def response(self, caller: Caller, run_id: str, after: int, format_name: str | None) -> Response:
         fmt = self.pick_format(format_name)
-        run = await self.open(caller, run_id)
-        if run.status.is_terminal:
-            pending = await anyio.to_thread.run_sync(
-                lambda: self._deps.store.read_chunks(caller.org_id, run_id, after=after, limit=1, consistent=True)
-            )
-            if not pending:
-                # Nothing left to send. 204 also tells an EventSource to stop reconnecting.
-                return Response(status_code=204)
+        run = await anyio.to_thread.run_sync(lambda: self._reader.open(caller, run_id, after=after))
+        if run is None:
+            return Response(status_code=204)  # finished, nothing after `after`: EventSource stops too
         context = StreamContext(run=run, resumed_after=after)
         return StreamingResponse(
             self.body(caller, run_id, fmt, context),

@@ -5,16 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from ..core.models import (
+    ApprovalDecision,
     ConversationMessage,
     EndChunk,
+    RequiredAction,
     RunError,
     RunRecord,
     RunRequest,
     RunStatus,
     StoredChunk,
+    ToolOutput,
     Usage,
     WireModel,
 )
@@ -62,10 +66,15 @@ class RunView(WireModel):
     last_seq: int
     usage: Usage | None
     error: RunError | None
+    pending_actions: list[RequiredAction] | None = None
+    """While `requires_action`: what the run waits for (answered ones are left out)."""
+    action_expires_at: str | None = None
+    """While `requires_action`: when the run expires if it is not answered."""
 
     @classmethod
     def of(cls, snapshot: RunSnapshot) -> RunView:
         run = snapshot.run
+        waiting = run.status is RunStatus.REQUIRES_ACTION
         return cls(
             run_id=run.run_id,
             agent_id=run.agent_id,
@@ -79,7 +88,25 @@ class RunView(WireModel):
             last_seq=snapshot.last_seq,
             usage=run.usage,
             error=run.error,
+            pending_actions=[a.action for a in run.actions or [] if not a.answered] if waiting else None,
+            action_expires_at=iso(run.action_expires_at) if waiting else None,
         )
+
+
+class SubmitToolOutputs(WireModel):
+    """`POST /v1/runs/{runId}/tool-outputs`: outputs of the client tools the run waits for."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, strict=True, extra="forbid")
+
+    tool_outputs: list[ToolOutput] = Field(min_length=1, max_length=64)
+
+
+class SubmitApprovals(WireModel):
+    """`POST /v1/runs/{runId}/approvals`: a person's answers to the run's approval requests."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, strict=True, extra="forbid")
+
+    approvals: list[ApprovalDecision] = Field(min_length=1, max_length=64)
 
 
 class EventView(WireModel):

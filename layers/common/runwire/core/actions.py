@@ -1,0 +1,179 @@
+"""Answering a waiting run: client tool outputs and approvals, checked, recorded and re-queued.
+
+An answer is checked against what the server asked for (the run's pending actions): a tool call
+id or approval id the run is not waiting for, or a second answer that differs from the first, is
+`NotWaitingError` (409). The same answer twice is accepted again (idempotent), even after the run
+has moved on. Answers are recorded with a conditional write on the actions as they were read, so
+two clients answering at once cannot lose one another's answers; the write that completes the set
+also moves the run to `queued`, and its message is enqueued so a worker carries the run on.
+
+The sweep ends the runs whose client never answered (`ACTION_TIMEOUT_SECONDS`), so no reader
+waits for ever; readers and `GET /v1/runs/{id}` do the same for the run they look at.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import ConditionFailedError, NotWaitingError, QueueUnavailableError, RunConflictError
+from .ending import ACTION_TIMED_OUT, approval_id, end_stopped_run, input_hash, is_overdue
+from .models import (
+    ApprovalAction,
+    ApprovalDecision,
+    Caller,
+    ClientToolAction,
+    PendingAction,
+    RunMessage,
+    RunRecord,
+    RunStatus,
+    ToolOutput,
+)
+from .ports import Clock, RunQueue, RunStore
+
+log = logging.getLogger("runwire.actions")
+
+ANSWER_ATTEMPTS = 5
+"""Answers racing one another re-read and re-apply; each lost race means another answer landed."""
+
+
+def apply_tool_outputs(run: RunRecord, outputs: list[ToolOutput]) -> list[PendingAction]:
+    """The run's actions with these client tool outputs recorded."""
+    actions = list(run.actions or [])
+    for output in outputs:
+        index = _find(actions, lambda a, wanted=output.tool_call_id: (  # type: ignore[misc]
+            isinstance(a.action, ClientToolAction) and a.tool_call_id == wanted))
+        if index is None:
+            raise NotWaitingError(f"run {run.run_id!r} is not waiting for the output of tool call {output.tool_call_id!r}")
+        pending = actions[index]
+        if pending.output is not None:
+            if pending.output != output:
+                raise NotWaitingError(f"tool call {output.tool_call_id!r} was answered already, differently")
+            continue
+        actions[index] = pending.model_copy(update={"output": output})
+    return actions
+
+
+def apply_decisions(run: RunRecord, decisions: list[ApprovalDecision]) -> list[PendingAction]:
+    """The run's actions with these approvals or denials recorded."""
+    actions = list(run.actions or [])
+    for decision in decisions:
+        index = _find(actions, lambda a, wanted=decision.approval_id: (  # type: ignore[misc]
+            isinstance(a.action, ApprovalAction) and a.action.approval_id == wanted))
+        if index is None or not _still_bound(run, actions[index]):
+            raise NotWaitingError(f"run {run.run_id!r} is not waiting for approval {decision.approval_id!r}")
+        pending = actions[index]
+        if pending.decision is not None:
+            if pending.decision != decision:
+                raise NotWaitingError(f"approval {decision.approval_id!r} was answered already, differently")
+            continue
+        actions[index] = pending.model_copy(update={"decision": decision})
+    return actions
+
+
+def _find(actions: list[PendingAction], matches: Callable[[PendingAction], bool]) -> int | None:
+    return next((i for i, action in enumerate(actions) if matches(action)), None)
+
+
+def _still_bound(run: RunRecord, pending: PendingAction) -> bool:
+    """The approval id is the one this server issued for this run, call and input."""
+    action = pending.action
+    return (
+        isinstance(action, ApprovalAction)
+        and pending.input_hash == input_hash(action.input)
+        and action.approval_id == approval_id(run.run_id, action.tool_call_id, action.input)
+    )
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    run: RunRecord
+    resumed: bool
+    """This answer completed the set and re-queued the run."""
+
+
+class ActionService:
+    def __init__(self, store: RunStore, queue: RunQueue, clock: Clock, read: Callable[[Caller, str], RunRecord]) -> None:
+        self._store = store
+        self._queue = queue
+        self._clock = clock
+        self._read = read
+        """Reads the caller's run (404 for another org's), ending it first if its wait is overdue."""
+
+    def submit_tool_outputs(self, caller: Caller, run_id: str, outputs: list[ToolOutput]) -> AnswerResult:
+        return self._answer(caller, run_id, lambda run: apply_tool_outputs(run, outputs))
+
+    def submit_decisions(self, caller: Caller, run_id: str, decisions: list[ApprovalDecision]) -> AnswerResult:
+        return self._answer(caller, run_id, lambda run: apply_decisions(run, decisions))
+
+    def _answer(self, caller: Caller, run_id: str, apply: Callable[[RunRecord], list[PendingAction]]) -> AnswerResult:
+        for _ in range(ANSWER_ATTEMPTS):
+            run = self._read(caller, run_id)
+            if run.actions is None:
+                raise NotWaitingError(f"run {run_id!r} is {run.status.value}; it has asked its client for nothing")
+            updated = apply(run)
+            complete = all(action.answered for action in updated)
+            if run.status is not RunStatus.REQUIRES_ACTION:
+                if updated == run.actions:
+                    return AnswerResult(run, resumed=False)  # the same answer again, after the run moved on
+                raise NotWaitingError(f"run {run_id!r} is {run.status.value}; it is not waiting for an answer")
+            if updated == run.actions and not complete:
+                return AnswerResult(run, resumed=False)
+            try:
+                recorded = self._store.record_answers(run, updated, requeue=complete)
+            except ConditionFailedError:
+                continue  # another answer or a cancel landed first: read again and re-apply
+            if complete:
+                self._enqueue(recorded, action_expires_at=run.action_expires_at)
+            log.info("answers recorded%s", "; run re-queued" if complete else "", extra={"run_id": run_id})
+            return AnswerResult(recorded, resumed=complete)
+        raise RunConflictError(f"run {run_id!r} is being answered by others at the same time; try again")
+
+    def _enqueue(self, run: RunRecord, *, action_expires_at: float | None) -> None:
+        try:
+            self._queue.enqueue(RunMessage(run_id=run.run_id, org_id=run.org_id))
+        except QueueUnavailableError:
+            # Nothing half-written: put the run back to waiting (its answers kept, its deadline
+            # restored so the sweep still finds it), so the same answer sent again re-queues it.
+            try:
+                restored = {"action_expires_at": action_expires_at} if action_expires_at is not None else None
+                self._store.transition(run.org_id, run.run_id, RunStatus.REQUIRES_ACTION, changes=restored)
+            except ConditionFailedError:
+                log.warning("the run moved on before its re-queue could be undone", extra={"run_id": run.run_id})
+            raise
+
+
+def expire_overdue(store: RunStore, run: RunRecord, now: float) -> RunRecord:
+    """The run, ended `expired` first if it waited for its client past its action deadline."""
+    if not is_overdue(run, now):
+        return run
+    try:
+        ended = end_stopped_run(store, run, RunStatus.EXPIRED, ACTION_TIMED_OUT, now)
+        log.info("run waited past its action deadline; expired", extra={"run_id": run.run_id})
+        return ended
+    except ConditionFailedError:
+        return store.get_run(run.org_id, run.run_id) or run  # someone else ended or answered it meanwhile
+
+
+class WaitSweeper:
+    """What the scheduled sweep runs: end every run whose client did not answer in time."""
+
+    def __init__(self, store: RunStore, clock: Clock, *, batch: int = 100) -> None:
+        self._store = store
+        self._clock = clock
+        self._batch = batch
+
+    def sweep(self) -> int:
+        """Runs ended; loops until no overdue run is left."""
+        ended = 0
+        while True:
+            overdue = self._store.overdue_waiting_runs(now=self._clock(), limit=self._batch)
+            progressed = 0
+            for org_id, run_id in overdue:
+                run = self._store.get_run(org_id, run_id)
+                if run is not None and expire_overdue(self._store, run, self._clock()).status is RunStatus.EXPIRED:
+                    progressed += 1
+            ended += progressed
+            if len(overdue) < self._batch or progressed == 0:
+                return ended

@@ -1,0 +1,248 @@
+"""The stepper: the worker's producer. Model calls and the server tools they ask for, over a transcript.
+
+It first settles what the run's client answered while it waited (a client tool's output, an
+approval: the approved tool runs now, with the input frozen when approval was asked; a denial
+becomes an error result), then steps: one model call, then the server tools it asked for. It stops
+when the model answers, at the step limit, or at a client tool or an approval gate (`Suspended`).
+
+It runs on its own thread and reports through `emit`; it never writes to storage. Every chunk it
+emits it also folds into its transcript, so the transcript it holds equals what a later worker
+rebuilds from the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .agents import AgentDefinition
+from .ending import pending_action
+from .models import (
+    ApprovalAction,
+    PendingAction,
+    RunRecord,
+    RunRequest,
+    StepEndChunk,
+    TextChunk,
+    ToolResultChunk,
+    ToolUseChunk,
+)
+from .ports import (
+    Cancellation,
+    Clock,
+    ModelProvider,
+    ModelRequest,
+    TextDelta,
+    ToolCallRequested,
+    ToolSpec,
+    TurnEnded,
+    UsageUpdated,
+)
+from .tools import ServerTool, ToolContext, ToolOutcome, run_tool
+from .transcript import StepUsage, ToolCallBlock, TranscriptBuilder
+
+log = logging.getLogger("runwire.stepper")
+
+INTERRUPTED = ToolOutcome({"error": "interrupted: the tool call was cut off before it returned"}, is_error=True)
+
+
+@dataclass(frozen=True)
+class RunUsage:
+    """Cumulative over every model call of the run, across its waits."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class StepEnded:
+    chunk: StepEndChunk
+
+
+@dataclass(frozen=True)
+class Suspended:
+    """The run waits for its client: these actions are pending."""
+
+    actions: list[PendingAction]
+
+
+StepperEvent = TextDelta | ToolUseChunk | ToolResultChunk | StepEnded | RunUsage | Suspended
+
+
+def build_system_prompt(agent: AgentDefinition, request: RunRequest) -> str:
+    parts = [agent.system_prompt]
+    if request.agent_instructions:
+        parts.append(request.agent_instructions)
+    if request.context:
+        parts.append("Context supplied by the client (JSON): " + json.dumps(request.context, sort_keys=True))
+    return "\n\n".join(parts)
+
+
+@dataclass(frozen=True)
+class RunTools:
+    """The tools one run may call: the server's (some behind approval) and the client's."""
+
+    server: dict[str, ServerTool]
+    client: dict[str, ToolSpec]
+    approval_required: frozenset[str]
+
+    def specs(self) -> list[ToolSpec]:
+        return [tool.spec for tool in self.server.values()] + list(self.client.values())
+
+    def executor(self, name: str) -> str:
+        return "client" if name in self.client else "server"
+
+
+def model_request(agent: AgentDefinition, request: RunRequest, tools: RunTools, *, default_model: str) -> ModelRequest:
+    """Everything about the run's model calls but the messages, which grow step by step."""
+    settings = request.settings
+    return ModelRequest(
+        model=(settings.model if settings and settings.model else None) or agent.model or default_model,
+        system=build_system_prompt(agent, request),
+        messages=[],
+        tools=tools.specs(),
+        max_tokens=(settings.max_tokens if settings and settings.max_tokens else 4096),
+        temperature=settings.temperature if settings else None,
+        top_p=settings.top_p if settings else None,
+        stop_sequences=settings.stop_sequences if settings else None,
+    )
+
+
+class Stepper:
+    def __init__(
+        self,
+        provider: ModelProvider,
+        tools: RunTools,
+        base_request: ModelRequest,
+        *,
+        max_steps: int,
+        clock: Clock,
+    ) -> None:
+        self._provider = provider
+        self._tools = tools
+        self._base = base_request
+        self._max_steps = max_steps
+        self._clock = clock
+
+    def run(
+        self,
+        run: RunRecord,
+        transcript: TranscriptBuilder,
+        emit: Callable[[StepperEvent], None],
+        cancellation: Cancellation,
+        *,
+        deadline: float,
+    ) -> None:
+        context = ToolContext(
+            org_id=run.org_id, user_id=run.user_id, run_id=run.run_id,
+            conversation_id=run.request.conversation_id, deadline=deadline, cancellation=cancellation,
+        )
+        out = _Emitter(emit, transcript)
+        self._settle(run, transcript.unanswered_calls(), out, context)
+        while transcript.steps < self._max_steps and not cancellation.cancelled:
+            calls = self._step(transcript, out, cancellation)
+            if not calls or cancellation.cancelled:
+                return
+            waiting = self._run_server_tools(run, calls, out, context)
+            if waiting:
+                emit(Suspended(waiting))
+                return
+
+    # -------------------------------------------------------------------------------------------
+    def _step(self, transcript: TranscriptBuilder, out: _Emitter, cancellation: Cancellation) -> list[ToolCallBlock]:
+        """One model call. Returns the tool calls it asked for (none: the model answered)."""
+        request = ModelRequest(**{**self._base.__dict__, "messages": transcript.transcript()})
+        earlier = transcript.usage
+        step_usage = StepUsage(self._base.model)
+        calls: list[ToolCallBlock] = []
+        turn: TurnEnded | None = None
+        for event in self._provider.stream(request, cancellation):
+            if isinstance(event, TextDelta):
+                out.text(event)
+            elif isinstance(event, ToolCallRequested):
+                chunk = ToolUseChunk(id=event.id, name=event.name, input=event.input,
+                                     executor=self._tools.executor(event.name))  # type: ignore[arg-type]
+                out.chunk(chunk)
+                calls.append(ToolCallBlock(chunk.id, chunk.name, chunk.input, chunk.executor,
+                                           needs_approval=self._needs_approval(chunk)))
+            elif isinstance(event, UsageUpdated):
+                step_usage = StepUsage(event.model, event.input_tokens, event.output_tokens)
+                total = (earlier or StepUsage(event.model)).plus(event.model, event.input_tokens, event.output_tokens)
+                out.emit(RunUsage(total.model, total.input_tokens, total.output_tokens))
+            elif isinstance(event, TurnEnded):
+                turn = event
+        if cancellation.cancelled or turn is None:
+            return []
+        out.step_end(StepEndChunk(step=transcript.steps + 1, model=step_usage.model,
+                                  input_tokens=step_usage.input_tokens, output_tokens=step_usage.output_tokens))
+        return calls if turn.stop_reason == "tool_use" else []
+
+    def _needs_approval(self, chunk: ToolUseChunk) -> bool:
+        return chunk.executor == "server" and chunk.name in self._tools.approval_required
+
+    def _run_server_tools(
+        self, run: RunRecord, calls: list[ToolCallBlock], out: _Emitter, context: ToolContext
+    ) -> list[PendingAction]:
+        """Run the calls the server may run now; return those that wait for the client, in order."""
+        waiting: list[PendingAction] = []
+        for call in calls:
+            if call.executor == "client" or call.needs_approval:
+                waiting.append(pending_action(run.run_id, call))
+                continue
+            out.result(call.id, self._call(call.name, call.input, context))
+        return waiting
+
+    def _settle(self, run: RunRecord, unanswered: list[ToolCallBlock], out: _Emitter, context: ToolContext) -> None:
+        """Results for the calls the last stretch of work left open, from the client's answers."""
+        answers = {a.tool_call_id: a for a in run.actions or [] if a.answered}
+        for call in unanswered:
+            pending = answers.get(call.id)
+            if pending is None:
+                tool = self._tools.server.get(call.name)
+                rerun = call.executor == "server" and tool is not None and tool.idempotent and not call.needs_approval
+                out.result(call.id, self._call(call.name, call.input, context) if rerun else INTERRUPTED)
+            else:
+                out.result(call.id, self._answer(pending, context))
+
+    def _answer(self, pending: PendingAction, context: ToolContext) -> ToolOutcome:
+        if pending.output is not None:
+            return ToolOutcome(pending.output.output, pending.output.is_error)
+        decision = pending.decision
+        assert decision is not None and isinstance(pending.action, ApprovalAction)
+        if not decision.approved:
+            return ToolOutcome({"denied": True, "reason": decision.reason or "the user denied this tool call"},
+                               is_error=True)
+        # The input frozen when approval was asked, never anything sent with the answer.
+        return self._call(pending.action.name, pending.action.input, context)
+
+    def _call(self, name: str, arguments: dict[str, Any], context: ToolContext) -> ToolOutcome:
+        return run_tool(self._tools.server.get(name), name, arguments, context, self._clock)
+
+
+@dataclass
+class _Emitter:
+    """Emits to the writer and folds the same chunk into the transcript."""
+
+    emit: Callable[[StepperEvent], None]
+    transcript: TranscriptBuilder
+
+    def text(self, delta: TextDelta) -> None:
+        self.transcript.add(TextChunk(text=delta.text))
+        self.emit(delta)
+
+    def chunk(self, chunk: ToolUseChunk) -> None:
+        self.transcript.add(chunk)
+        self.emit(chunk)
+
+    def step_end(self, chunk: StepEndChunk) -> None:
+        self.transcript.add(chunk)
+        self.emit(StepEnded(chunk))
+
+    def result(self, tool_call_id: str, outcome: ToolOutcome) -> None:
+        chunk = ToolResultChunk(id=tool_call_id, output=outcome.output, is_error=outcome.is_error)
+        self.transcript.add(chunk)
+        self.emit(chunk)
