@@ -11,6 +11,7 @@ from devstack.messages_server import MessagesServer, Reply
 from devstack.readiness import stop
 
 from .conftest import start_stack
+from .test_run_lifecycle import wait_for_status
 from .test_streaming import read_events
 
 
@@ -107,3 +108,62 @@ def test_cancel_closes_the_model_stream(anthropic_stack, messages_server, client
     view = client.get(f"{anthropic_stack.base_url}/v1/runs/{run_id}", headers=anthropic_stack.headers()).json()
     assert view["status"] == "cancelled"
     assert messages_server.requests[-1].disconnected.wait(5)
+
+
+def start_waiting_run(stack, client, body):
+    response = client.post(f"{stack.base_url}/v1/runs", json=body, headers=stack.headers())
+    assert response.status_code == 202, response.text
+    run_id = response.json()["runId"]
+    view = wait_for_status(stack, client, run_id, {"requires_action"})
+    return run_id, view["pendingActions"]
+
+
+def test_client_tool_output_reaches_the_model_in_the_next_call(anthropic_stack, messages_server, client):
+    messages_server.script(
+        Reply.tool_use("get_location", {"precision": "city"}, text_before="Let me look.", tool_use_id="toolu_loc"),
+        Reply.text("You are in Lisbon."),
+    )
+    before = len(messages_server.requests)
+    run_id, (action,) = start_waiting_run(anthropic_stack, client, {
+        "task": "Where am I?",
+        "clientMcpTools": [{"name": "get_location", "description": "The user's city.",
+                            "inputSchema": {"type": "object", "properties": {"precision": {"type": "string"}}}}],
+    })
+    assert action == {"kind": "client_tool", "toolCallId": "toolu_loc", "name": "get_location",
+                      "input": {"precision": "city"}}
+    assert "get_location" in {t["name"] for t in messages_server.requests[before].body["tools"]}
+    output = {"toolOutputs": [{"toolCallId": "toolu_loc", "output": {"city": "Lisbon"}}]}
+    response = client.post(f"{anthropic_stack.base_url}/v1/runs/{run_id}/tool-outputs", json=output,
+                           headers=anthropic_stack.headers())
+    assert response.status_code == 202
+    events = read_events(client, f"{anthropic_stack.base_url}/v1/runs/{run_id}/stream", anthropic_stack.headers())
+    assert [int(e.id) for e in events] == list(range(1, len(events) + 1))
+    chunks = [json.loads(e.data) for e in events if e.event == "data"]
+    assert "".join(c["text"] for c in chunks if c["type"] == "text") == "Let me look.You are in Lisbon."
+    second = messages_server.requests[before + 1].body["messages"]
+    assert second[-2] == {"role": "assistant", "content": [
+        {"type": "text", "text": "Let me look."},
+        {"type": "tool_use", "id": "toolu_loc", "name": "get_location", "input": {"precision": "city"}},
+    ]}
+    (result,) = second[-1]["content"]
+    assert result["tool_use_id"] == "toolu_loc" and json.loads(result["content"]) == {"city": "Lisbon"}
+    assert result["is_error"] is False
+    usage = chunks[-1]
+    steps = [c for c in chunks if c["type"] == "step_end"]
+    assert len(steps) == 2 and usage["inputTokens"] == sum(s["inputTokens"] for s in steps)
+
+
+def test_a_denied_tool_reaches_the_model_as_an_error_result_with_the_reason(anthropic_stack, messages_server, client):
+    messages_server.script(
+        Reply.tool_use("calculator", {"expression": "2 ** 10"}, tool_use_id="toolu_calc_denied"),
+        Reply.text("Understood, I will not calculate it."),
+    )
+    before = len(messages_server.requests)
+    run_id, (action,) = start_waiting_run(anthropic_stack, client, {"task": "2 ** 10?", "approvalRequired": ["calculator"]})
+    decision = {"approvals": [{"approvalId": action["approvalId"], "approved": False, "reason": "too costly"}]}
+    assert client.post(f"{anthropic_stack.base_url}/v1/runs/{run_id}/approvals", json=decision,
+                       headers=anthropic_stack.headers()).status_code == 202
+    read_events(client, f"{anthropic_stack.base_url}/v1/runs/{run_id}/stream", anthropic_stack.headers())
+    (result,) = messages_server.requests[before + 1].body["messages"][-1]["content"]
+    assert result == {"type": "tool_result", "tool_use_id": "toolu_calc_denied", "content": "denied: too costly",
+                      "is_error": True}
