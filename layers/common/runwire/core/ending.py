@@ -107,16 +107,15 @@ class Ending:
         self, run: RunRecord, *, next_seq: int, held: Sequence[Chunk], actions: list[PendingAction],
         usage: Usage | None, action_expires_at: float, expires_at: int,
     ) -> RunRecord:
+        # The earlier chunks were written to live as long as one stretch of work: keep them as long
+        # as the run now lives, so a run that waits stays whole until its retention ends. First:
+        # should this fail, the run is not left waiting on a log that will expire under it.
+        self.store.extend_chunks(run.org_id, run.run_id, through_seq=next_seq - 1, expires_at=expires_at)
         required = RequiresActionChunk(actions=[a.action for a in actions], expires_at=iso(action_expires_at))
-        chunks = [*held, required]
-        waiting = self.store.suspend(
-            run.org_id, run.run_id, first_seq=next_seq, chunks=chunks, actions=actions,
+        return self.store.suspend(
+            run.org_id, run.run_id, first_seq=next_seq, chunks=[*held, required], actions=actions,
             action_expires_at=action_expires_at, usage=usage, expires_at=expires_at,
         )
-        # The earlier chunks were written to live as long as one stretch of work: keep them as long
-        # as the run now lives, so a run that waits stays whole until its retention ends.
-        self.store.extend_chunks(run.org_id, run.run_id, through_seq=next_seq + len(chunks) - 1, expires_at=expires_at)
-        return waiting
 
 
 def end_stopped_run(store: RunStore, run: RunRecord, status: RunStatus, error: RunError | None, now: float) -> RunRecord:

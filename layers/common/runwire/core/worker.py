@@ -26,7 +26,7 @@ from .agents import AgentCatalog, AgentDefinition
 from .cancellation import CancellationToken
 from .chunks import ChunkWriter, CoalescingPolicy
 from .ending import Ending, usage_of
-from .models import HistoryMessage, RunError, RunMessage, RunRecord, RunStatus, ToolName, Usage
+from .models import Chunk, HistoryMessage, RunError, RunMessage, RunRecord, RunStatus, ToolName, Usage
 from .ports import Clock, ConversationStore, ModelProvider, RunStore, ToolSpec
 from .run_writer import AgentDone, Finished, RunWriter, Suspend
 from .stepper import RunTools, RunUsage, Stepper, model_request
@@ -34,6 +34,8 @@ from .tools import ToolRegistry
 from .transcript import TranscriptBuilder, rebuild
 
 log = logging.getLogger("runwire.worker")
+
+LOG_LOST = RunError(code="run_log_unavailable", message="The run's stored log could not be read whole; it cannot be carried on.")
 
 MEMORY_MESSAGE_CHARS = 100_000
 """What a conversation remembers of one message: enough for any prompt, and inside DynamoDB's item size."""
@@ -140,7 +142,13 @@ class RunWorker:
             self._ending.finish(run, next_seq=run.last_seq + 1, held=[], status=RunStatus.FAILED,
                                 error=RunError(code=exc.code, message=exc.message), usage=run.usage, now=self._clock())
             return Outcome.EXECUTED
-        transcript = self._rebuild(run)
+        log_so_far = self._read_log(run)
+        if log_so_far is None:
+            log.error("the run's log is incomplete; it cannot be carried on", extra={"run_id": run.run_id})
+            self._ending.finish(run, next_seq=run.last_seq + 1, held=[], status=RunStatus.FAILED, error=LOG_LOST,
+                                usage=run.usage, now=self._clock())
+            return Outcome.EXECUTED
+        transcript = rebuild(run.request, self._history(run), log_so_far)
         writer = self._writer(run, transcript)
         tools = self.run_tools(agent, run)
         stepper = Stepper(
@@ -179,14 +187,15 @@ class RunWorker:
         approvals: set[ToolName] = {*agent.approval_required, *(request.approval_required or [])}
         return RunTools(server, client, frozenset(approvals))
 
-    def _rebuild(self, run: RunRecord) -> TranscriptBuilder:
-        """The transcript so far: a run that waited is rebuilt from its log; a new one starts empty
-        (without reading the log, which it does not have yet)."""
-        chunks = []
-        if run.last_seq > 0:
-            chunks = [c.chunk for c in self._store.read_chunks(run.org_id, run.run_id, after=0, limit=100_000,
-                                                                  consistent=True)]
-        return rebuild(run.request, self._history(run), chunks)
+    def _read_log(self, run: RunRecord) -> list[Chunk] | None:
+        """The chunks so far: a run that waited is carried on from its log; a new one has none (and
+        is not read). None when the log is shorter than the run recorded: it cannot be rebuilt."""
+        if run.last_seq == 0:
+            return []
+        stored = self._store.read_chunks(run.org_id, run.run_id, after=0, limit=100_000, consistent=True)
+        if len(stored) < run.last_seq:
+            return None
+        return [c.chunk for c in stored]
 
     def _writer(self, run: RunRecord, transcript: TranscriptBuilder) -> RunWriter:
         policy = self._policy
