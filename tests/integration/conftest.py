@@ -62,8 +62,13 @@ def start_stack(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str)
         "SCRIPTED_TOKEN_DELAY_MS": "5",
         "CANCEL_CHECK_MS": "200",
         # Seed 002's examples address an agent by this id: an operator-defined agent, as in production.
-        "EXTRA_AGENTS": json.dumps([{"agentId": "ag_c47e7c97_b2f2", "role": "support",
-                                     "systemPrompt": "You are a support agent.", "tools": ["calculator"]}]),
+        "EXTRA_AGENTS": json.dumps([
+            {"agentId": "ag_c47e7c97_b2f2", "role": "support", "systemPrompt": "You are a support agent.",
+             "tools": ["calculator"]},
+            # An operator's agent whose calculator waits for a person's approval.
+            {"agentId": "ag_careful", "role": "careful", "systemPrompt": "You ask before you calculate.",
+             "tools": ["calculator"], "approvalRequired": ["calculator"]},
+        ]),
         **env,
     }
     log = log_path.open("w")

@@ -252,3 +252,45 @@ def test_chat_events_stream_shows_a_client_tool_call_and_stays_open_while_the_ru
 def test_tool_settings_that_cannot_be_honoured_are_refused_at_the_start(stack, client, body):
     response = client.post(f"{stack.base_url}/v1/runs", json={"task": "hi", **body}, headers=stack.headers())
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
+
+
+def test_an_operators_agent_can_require_approval_for_its_tools(stack, client):
+    run = stack.start(client, "What is 9 * 9?", agentRole="careful")
+    (action,) = wait_for_status(stack, client, run["runId"], {"requires_action"})["pendingActions"]
+    assert action["kind"] == "approval" and action["name"] == "calculator"
+    client.post(f"{stack.base_url}/v1/runs/{run['runId']}/cancel", headers=stack.headers())
+
+
+def test_one_shot_stream_stays_open_across_the_wait(stack, client):
+    body = {"task": "Where am I? Use get_location.", "clientMcpTools": [LOCATION_TOOL]}
+    with connect_sse(client, "POST", f"{stack.base_url}/v1/runs/stream", json=body, headers=stack.headers()) as source:
+        run_id = source.response.headers["x-run-id"]
+        events = []
+        for event in source.iter_sse():
+            events.append(event)
+            if event.event == "data" and json.loads(event.data)["type"] == "requires_action":
+                (action,) = json.loads(event.data)["actions"]
+                answer(stack, client, run_id, "tool-outputs",
+                       {"toolOutputs": [{"toolCallId": action["toolCallId"], "output": "Evora"}]})
+            if event.event == "end":
+                break
+    assert_one_numbered_log(events)
+    assert "Evora" in "".join(json.loads(e.data).get("text", "") for e in events if e.event == "data")
+
+
+def test_content_final_stream_stays_open_while_the_run_waits_and_then_finishes(stack, client):
+    body = {"message": "Where am I? Use get_location.", "clientMcpTools": [LOCATION_TOOL]}
+    events = []
+    with client.stream("POST", f"{stack.base_url}/chat/stream", json=body, headers=stack.headers()) as response:
+        assert response.status_code == 200
+        run_id = response.headers["x-run-id"]
+        (action,) = wait_for_status(stack, client, run_id, {"requires_action"})["pendingActions"]
+        answer(stack, client, run_id, "tool-outputs",
+               {"toolOutputs": [{"toolCallId": action["toolCallId"], "output": "Sintra"}]})
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+                if events[-1]["is_final"]:
+                    break
+    assert "Sintra" in "".join(e["content"] for e in events)
+    assert events[-1]["is_final"] is True and events[-1]["metrics"]["output_tokens"] > 0
