@@ -2,7 +2,9 @@
 
     moto server (DynamoDB, SQS, S3 over real HTTP)   resources created from template.yaml
     HTTP  http://127.0.0.1:$PORT                     the API app and the stream app, one port
-    worker loop                                      SQS → the worker handler, real event shapes
+    worker loop                                      SQS → the worker handler, real event shapes;
+                                                     a schedule → the sweep handler, every
+                                                     SWEEP_INTERVAL_SECONDS (60; 0: off)
 
 Each piece runs in its own process, as each runs in its own Lambda in AWS.
 """

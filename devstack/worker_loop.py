@@ -4,6 +4,9 @@ Long-polls the run queue and invokes the worker function's real handler with rea
 shapes — one record per invocation, as `BatchSize: 1` in template.yaml — on a thread pool that
 plays Lambda's concurrency. Records the handler reports in `batchItemFailures` stay on the queue
 until their visibility timeout, as with Lambda; the rest are deleted.
+
+The same process plays SweepFunction's EventBridge schedule (devstack.schedule): a thread invokes the
+sweep function's real handler every SWEEP_INTERVAL_SECONDS (default 60; 0 turns it off).
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ class LocalLambdaContext:
     log_group_name: str = "/aws/lambda/runwire-WorkerFunction-local"
     log_stream_name: str = "local"
     _started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def for_function(cls, function_name: str, *, timeout_seconds: int) -> LocalLambdaContext:
+        arn = f"arn:aws:lambda:us-east-1:000000000000:function:{function_name}"
+        return cls(function_name=function_name, timeout_seconds=timeout_seconds, invoked_function_arn=arn,
+                   log_group_name=f"/aws/lambda/{function_name}")
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
@@ -109,6 +118,22 @@ class EventSourceMapping:
             self._slots.release()
 
 
+def start_sweep_schedule(region: str) -> None:
+    """Play SweepFunction's schedule on a thread of this process (devstack.schedule)."""
+    from .schedule import LocalSchedule, sweep_interval_seconds
+
+    interval = sweep_interval_seconds(os.environ)
+    if interval == 0:
+        log.info("SWEEP_INTERVAL_SECONDS=0: runs left waiting for their client expire only when read")
+        return
+    from functions.sweeper import app as sweeper_function
+
+    # 60: SweepFunction's Timeout in template.yaml.
+    LocalSchedule(sweeper_function.handler, interval, function_name="runwire-SweepFunction-local", region=region,
+                  timeout_seconds=60).start()
+    log.info("sweeping runs left waiting for their client every %g s", interval)
+
+
 def main() -> None:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s worker  %(message)s")
     import boto3
@@ -123,6 +148,7 @@ def main() -> None:
     mapping = EventSourceMapping(
         sqs, queue_url, queue_arn, region, worker_function.handler, int(os.environ.get("WORKER_CONCURRENCY", "128"))
     )
+    start_sweep_schedule(region)
     log.info("polling %s", queue_url)
     mapping.run_forever()
 

@@ -172,3 +172,93 @@ def test_sam_build_packages_layer_and_stream_start_script(sam: str, tmp_path: Pa
     assert list(layer.glob("pydantic_core/*aarch64*.so")), sorted(p.name for p in layer.glob("pydantic_core/*"))
     run_script = build_dir / "StreamFunction" / "run.sh"
     assert run_script.is_file() and os.access(run_script, os.X_OK)
+    assert (build_dir / "SweepFunction" / "app.py").is_file()
+
+
+# --- the sweep that ends runs left waiting for their client ----------------------------------------
+@pytest.fixture(scope="module")
+def translated(template: dict) -> dict:
+    from devstack.template_check import translate
+
+    return translate(template)
+
+
+def _of_type(cloudformation: dict, resource_type: str) -> dict[str, dict]:
+    return {name: r for name, r in cloudformation["Resources"].items() if r["Type"] == resource_type}
+
+
+def _statements(cloudformation: dict, function: str) -> list[dict]:
+    """The function's unconditional policy statements (those under an `Fn::If` are left out)."""
+    role = cloudformation["Resources"][f"{function}Role"]["Properties"]
+    statements = [statement for policy in role.get("Policies", []) for statement in policy["PolicyDocument"]["Statement"]]
+    return [statement for statement in statements if "Effect" in statement]
+
+
+def _allows(statement: dict, action: str) -> bool:
+    actions = statement["Action"]
+    return statement["Effect"] == "Allow" and action in ([actions] if isinstance(actions, str) else actions)
+
+
+def test_a_schedule_invokes_the_sweep_every_minute(translated: dict) -> None:
+    rules = [
+        (name, rule["Properties"]) for name, rule in _of_type(translated, "AWS::Events::Rule").items()
+        if {"Fn::GetAtt": ["SweepFunction", "Arn"]} in [t["Arn"] for t in rule["Properties"]["Targets"]]
+    ]
+    assert [(p["ScheduleExpression"], p["State"]) for _, p in rules] == [("rate(1 minute)", "ENABLED")]
+    (rule_name, _), = rules
+    permissions = [p["Properties"] for p in _of_type(translated, "AWS::Lambda::Permission").values()]
+    assert {
+        "Action": "lambda:InvokeFunction", "FunctionName": {"Ref": "SweepFunction"},
+        "Principal": "events.amazonaws.com", "SourceArn": {"Fn::GetAtt": [rule_name, "Arn"]},
+    } in permissions
+
+
+def test_the_sweep_finishes_within_its_schedule_period(template: dict) -> None:
+    # A sweep outliving its minute would overlap the next one: harmless (conditional writes), but wasted.
+    assert template["Resources"]["SweepFunction"]["Properties"]["Timeout"] <= 60
+
+
+def test_the_sweep_may_query_the_waiting_runs_index_it_reads(template: dict, translated: dict) -> None:
+    from runwire.adapters.dynamodb import WAITING_INDEX
+
+    indexes = template["Resources"]["RunsTable"]["Properties"]["GlobalSecondaryIndexes"]
+    assert WAITING_INDEX in [index["IndexName"] for index in indexes]
+    queries = [s["Resource"] for s in _statements(translated, "SweepFunction") if _allows(s, "dynamodb:Query")]
+    assert queries == [{"Fn::Sub": f"${{RunsTable.Arn}}/index/{WAITING_INDEX}"}]
+
+
+def test_the_sweep_writes_runs_only_inside_a_transaction(translated: dict) -> None:
+    # What ending a run is (DynamoDBRunStore.finish): chunk Puts + a run Update in one TransactWriteItems.
+    statements = _statements(translated, "SweepFunction")
+    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem"):
+        (writes,) = [s for s in statements if _allows(s, action)]
+        assert writes["Resource"] == {"Fn::GetAtt": ["RunsTable", "Arn"]}
+        assert writes.get("Condition") == {"StringEquals": {"dynamodb:EnclosingOperation": "TransactWriteItems"}}
+    assert not [s for s in statements if _allows(s, "dynamodb:DeleteItem") or _allows(s, "dynamodb:BatchWriteItem")]
+
+
+@pytest.mark.parametrize("function", ["StartRunFunction", "StreamFunction", "WorkerFunction", "SweepFunction"])
+def test_every_function_that_ends_runs_may_write_their_terminal_transaction(translated: dict, function: str) -> None:
+    # TransactWriteItems has no IAM action of its own: each Put and Update in it needs PutItem and
+    # UpdateItem on the table (DynamoDB developer guide, "Using IAM with DynamoDB transactions").
+    table = {"Fn::GetAtt": ["RunsTable", "Arn"]}
+    statements = [s for s in _statements(translated, function) if s["Resource"] == table]
+    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"):
+        assert any(_allows(s, action) for s in statements), (function, action)
+
+
+@pytest.mark.parametrize("function", ["StartRunFunction", "StreamFunction"])
+def test_functions_that_answer_runs_may_requeue_them(translated: dict, function: str) -> None:
+    sends = [s["Resource"] for s in _statements(translated, function) if _allows(s, "sqs:SendMessage")]
+    assert sends == [{"Fn::GetAtt": ["RunQueue", "Arn"]}]
+
+
+def test_action_timeout_reaches_the_worker_as_its_setting(template: dict, translated: dict) -> None:
+    from runwire.settings import Settings
+
+    worker_env = translated["Resources"]["WorkerFunction"]["Properties"]["Environment"]["Variables"]
+    assert worker_env["ACTION_TIMEOUT_SECONDS"] == {"Ref": "ActionTimeoutSeconds"}
+    default = template["Parameters"]["ActionTimeoutSeconds"]["Default"]
+    assert default == 3600
+    settings = Settings.from_environ({"ACTION_TIMEOUT_SECONDS": str(default)})
+    assert settings.action_timeout_seconds == default
