@@ -119,6 +119,18 @@ def model_provider(settings: Settings) -> ModelProvider:
     return AnthropicProvider(api_key=api_key, base_url=settings.anthropic_base_url)
 
 
+def worker_policy(settings: Settings) -> WorkerPolicy:
+    return WorkerPolicy(
+        default_model=settings.default_model,
+        max_run_seconds=settings.max_run_seconds,
+        cancel_check_seconds=settings.cancel_check_ms / 1000,
+        retention_seconds=settings.stream_retention_seconds,
+        redelivery_seconds=settings.run_queue_visibility_seconds,
+        action_timeout_seconds=settings.action_timeout_seconds,
+        coalescing=CoalescingPolicy(window_seconds=settings.chunk_window_ms / 1000),
+    )
+
+
 def build_worker(settings: Settings | None = None) -> RunWorker:
     settings = settings or load_settings()
     return RunWorker(
@@ -126,15 +138,7 @@ def build_worker(settings: Settings | None = None) -> RunWorker:
         model_provider(settings),
         agent_catalog(settings),
         default_tools(time.time),
-        WorkerPolicy(
-            default_model=settings.default_model,
-            max_run_seconds=settings.max_run_seconds,
-            cancel_check_seconds=settings.cancel_check_ms / 1000,
-            retention_seconds=settings.stream_retention_seconds,
-            redelivery_seconds=settings.run_queue_visibility_seconds,
-            action_timeout_seconds=settings.action_timeout_seconds,
-            coalescing=CoalescingPolicy(window_seconds=settings.chunk_window_ms / 1000),
-        ),
+        worker_policy(settings),
         time.time,
         conversations=conversation_store(settings),
     )
@@ -143,7 +147,9 @@ def build_worker(settings: Settings | None = None) -> RunWorker:
 def build_sweeper(settings: Settings | None = None) -> WaitSweeper:
     """The scheduled sweep: ends the runs whose client did not answer within ACTION_TIMEOUT_SECONDS."""
     settings = settings or load_settings()
-    return WaitSweeper(run_store(settings), time.time)
+    # A waiting run lives until claimed_expiry(its action deadline): past that it is gone.
+    horizon = worker_policy(settings).claimed_expiry(0)
+    return WaitSweeper(run_store(settings), time.time, horizon_seconds=horizon)
 
 
 def action_service(settings: Settings, runs: RunService, store: DynamoDBRunStore) -> ActionService:

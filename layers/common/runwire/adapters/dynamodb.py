@@ -413,13 +413,13 @@ class DynamoDBRunStore:
             except ConditionFailedError:
                 continue  # kept that long already (or not written: nothing to keep)
 
-    def overdue_waiting_runs(self, *, now: float, limit: int) -> list[tuple[str, str]]:
+    def overdue_waiting_runs(self, *, now: float, limit: int, since: float = 0.0) -> list[tuple[str, str]]:
         with map_storage_errors():
             response = self._client.query(
                 TableName=self._table,
                 IndexName=WAITING_INDEX,
-                KeyConditionExpression="waitPk = :waiting AND actionExpiresAt <= :now",
-                ExpressionAttributeValues={":waiting": {"S": WAITING}, ":now": _number(now)},
+                KeyConditionExpression="waitPk = :waiting AND actionExpiresAt BETWEEN :since AND :now",
+                ExpressionAttributeValues={":waiting": {"S": WAITING}, ":since": _number(since), ":now": _number(now)},
                 Limit=limit,
             )
         # The index projects only keys: the org and run come from the run's key, RUN#<org>#<run>.

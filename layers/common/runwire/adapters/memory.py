@@ -154,12 +154,12 @@ class InMemoryRunStore:
                 if seq <= through_seq and self._chunk_expiry.get(key, 0) < expires_at:
                     self._chunk_expiry[key] = expires_at
 
-    def overdue_waiting_runs(self, *, now: float, limit: int) -> list[tuple[str, str]]:
+    def overdue_waiting_runs(self, *, now: float, limit: int, since: float = 0.0) -> list[tuple[str, str]]:
         with self._lock:
             overdue = sorted(
                 (run.action_expires_at, key) for key, run in self._runs.items()
                 if run.status is RunStatus.REQUIRES_ACTION and run.action_expires_at is not None
-                and run.action_expires_at <= now
+                and since <= run.action_expires_at <= now
             )
             return [key for _, key in overdue[:limit]]
 

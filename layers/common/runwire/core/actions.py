@@ -159,16 +159,22 @@ def expire_overdue(store: RunStore, run: RunRecord, now: float) -> RunRecord:
 class WaitSweeper:
     """What the scheduled sweep runs: end every run whose client did not answer in time."""
 
-    def __init__(self, store: RunStore, clock: Clock, *, batch: int = 100) -> None:
+    def __init__(self, store: RunStore, clock: Clock, *, horizon_seconds: float | None = None, batch: int = 100) -> None:
         self._store = store
         self._clock = clock
+        self._horizon = horizon_seconds
+        """How long after its action deadline a waiting run can still exist (its TTL): older index
+        entries belong to runs already gone (DynamoDB deletes them up to two days late), and are
+        not looked at, so they can never crowd out the live ones."""
         self._batch = batch
 
     def sweep(self) -> int:
         """Runs ended; loops until no overdue run is left."""
         ended = 0
         while True:
-            overdue = self._store.overdue_waiting_runs(now=self._clock(), limit=self._batch)
+            now = self._clock()
+            since = now - self._horizon if self._horizon is not None else 0.0
+            overdue = self._store.overdue_waiting_runs(now=now, limit=self._batch, since=since)
             progressed = 0
             for org_id, run_id in overdue:
                 run = self._store.get_run(org_id, run_id)

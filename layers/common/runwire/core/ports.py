@@ -97,8 +97,9 @@ class RunStore(Protocol):
     def extend_chunks(self, org_id: str, run_id: str, *, through_seq: int, expires_at: int) -> None:
         """Keep chunks 1..through_seq until `expires_at` (a run that waits outlives its first chunks' TTL)."""
 
-    def overdue_waiting_runs(self, *, now: float, limit: int) -> list[tuple[str, str]]:
-        """(org, run) of runs in requires_action whose action deadline has passed."""
+    def overdue_waiting_runs(self, *, now: float, limit: int, since: float = 0.0) -> list[tuple[str, str]]:
+        """(org, run) of runs in requires_action whose action deadline passed between `since` and
+        `now`, oldest deadline first."""
 
     def read_chunks(
         self, org_id: str, run_id: str, *, after: int, limit: int = 1000, consistent: bool = False
