@@ -7,10 +7,14 @@ import json
 import threading
 import time
 
+import boto3
 import httpx
 import pytest
 from httpx_sse import connect_sse
 
+from devstack.readiness import stop
+
+from .conftest import start_stack
 from .test_run_lifecycle import wait_for_status
 from .test_streaming import read_events
 
@@ -294,3 +298,38 @@ def test_content_final_stream_stays_open_while_the_run_waits_and_then_finishes(s
                     break
     assert "Sintra" in "".join(e["content"] for e in events)
     assert events[-1]["is_final"] is True and events[-1]["metrics"]["output_tokens"] > 0
+
+
+@pytest.fixture(scope="module")
+def impatient_stack(tmp_path_factory):
+    stack, process = start_stack(tmp_path_factory, "impatient-stack", ACTION_TIMEOUT_SECONDS="2",
+                                 SWEEP_INTERVAL_SECONDS="0.5")
+    yield stack
+    stop(process)
+
+
+def test_a_run_nobody_answers_is_expired_by_the_sweep_and_its_reader_gets_the_end(impatient_stack, client):
+    stack = impatient_stack
+    run = stack.start(client, "Where am I? Use get_location.", clientMcpTools=[LOCATION_TOOL])
+    wait_for_status(stack, client, run["runId"], {"requires_action"})
+    # From here on nothing reads the run through the API (a read would end it too): only the
+    # local sweep can, and the table says when it has.
+    table = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=stack.moto_endpoint)
+    table_name = next(name for name in table.list_tables()["TableNames"] if name.endswith("-runs"))
+    key = {"pk": {"S": f"RUN#my-org#{run['runId']}"}, "sk": {"S": "RUN"}}
+    deadline = time.monotonic() + 20
+    while table.get_item(TableName=table_name, Key=key)["Item"]["status"]["S"] != "expired":
+        assert time.monotonic() < deadline, "the sweep never ended the run"
+        time.sleep(0.2)
+    reader = follow(stack, run)
+    reader.join(20)
+    assert not reader.is_alive(), "the reader got its end"
+    assert_one_numbered_log(reader.events)
+    kinds = [d["type"] for d in reader.data()]
+    assert kinds[-3:] == ["requires_action", "error", "usage"]
+    assert reader.data()[-2]["code"] == "action_timed_out"
+    view = client.get(f"{stack.base_url}/v1/runs/{run['runId']}", headers=stack.headers()).json()
+    assert view["status"] == "expired" and view["error"]["code"] == "action_timed_out"
+    late = answer(stack, client, run["runId"], "tool-outputs",
+                  {"toolOutputs": [{"toolCallId": reader.data()[0]["id"], "output": "too late"}]})
+    assert late.status_code == 409 and late.json()["error"]["code"] == "not_waiting"
