@@ -12,7 +12,24 @@ import pytest
 
 from runwire.adapters.dynamodb import DynamoDBRunStore
 from runwire.adapters.memory import InMemoryRunStore
-from runwire.core.models import EndChunk, RunError, RunRecord, RunRequest, RunStatus, TextChunk, Usage
+from runwire.core.ending import pending_action
+from runwire.core.models import (
+    ApprovalDecision,
+    EndChunk,
+    ErrorChunk,
+    RequiresActionChunk,
+    RunError,
+    RunRecord,
+    RunRequest,
+    RunStatus,
+    StepEndChunk,
+    TextChunk,
+    ToolOutput,
+    ToolUseChunk,
+    Usage,
+    UsageChunk,
+)
+from runwire.core.transcript import ToolCallBlock
 from runwire.errors import ConditionFailedError
 
 
@@ -201,3 +218,250 @@ def test_an_item_over_dynamodbs_400_kb_limit_is_a_storage_error_and_not_stored(s
     with pytest.raises(StorageError):
         store.append_chunk("acme", run.run_id, 1, TextChunk(text="x" * 500_000), expires_at=run.expires_at)
     assert store.read_chunks("acme", run.run_id, after=0) == []
+
+
+# --- waiting for the client: atomic endings and suspensions, answers, the sweep's index -----------
+LOCATION = ToolCallBlock("toolu_1", "get_location", {"precision": "city"}, executor="client")
+CALCULATION = ToolCallBlock("toolu_2", "calculator", {"expression": "17 * 23"}, needs_approval=True)
+USAGE = Usage(model="m", input_tokens=12, output_tokens=5)
+
+
+def running_run(store, clock, **changes) -> RunRecord:
+    run = new_run(clock, **changes)
+    store.create_run(run)
+    return store.transition("acme", run.run_id, RunStatus.RUNNING, changes={"started_at": clock()})
+
+
+def suspended_run(store, clock, *calls: ToolCallBlock, deadline: float = 3600.0):
+    """A running run that stops at `calls`: chunk 1 is text, then its tool calls, its step_end and
+    the requires_action chunk, written by one suspend."""
+    run = running_run(store, clock)
+    store.append_chunk("acme", run.run_id, 1, TextChunk(text="let me check"), expires_at=run.expires_at)
+    pending = [pending_action(run.run_id, call) for call in calls]
+    for offset, call in enumerate(calls, start=2):
+        store.append_chunk("acme", run.run_id, offset, ToolUseChunk(id=call.id, name=call.name, input=call.input,
+                                                                    executor=call.executor), expires_at=run.expires_at)
+    chunks = [StepEndChunk(step=1, model="m", input_tokens=12, output_tokens=5),
+              RequiresActionChunk(actions=[p.action for p in pending], expires_at="2027-01-15T09:00:00.000Z")]
+    waiting = store.suspend("acme", run.run_id, first_seq=len(calls) + 2, chunks=chunks, actions=pending,
+                            action_expires_at=clock() + deadline, usage=USAGE, expires_at=int(clock()) + 5000)
+    return waiting, pending
+
+
+def test_finish_writes_its_preceding_chunks_and_the_end_in_one_go(store_and_clock):
+    store, clock = store_and_clock
+    run = running_run(store, clock)
+    store.append_chunk("acme", run.run_id, 1, TextChunk(text="a"), expires_at=run.expires_at)
+    preceding = [StepEndChunk(step=1, model="m", input_tokens=3, output_tokens=4),
+                 ErrorChunk(code="model_overloaded", message="busy"),
+                 UsageChunk(model="m", input_tokens=3, output_tokens=4)]
+    store.finish("acme", run.run_id, RunStatus.FAILED, expected=RunStatus.RUNNING, end_seq=2, finished_at=clock(),
+                 usage=USAGE, error=RunError(code="model_overloaded", message="busy"), preceding=preceding)
+    chunks = store.read_chunks("acme", run.run_id, after=0, consistent=True)
+    assert [c.seq for c in chunks] == [1, 2, 3, 4, 5]
+    assert [c.chunk for c in chunks[1:]] == [*preceding, EndChunk(status=RunStatus.FAILED)]
+    assert store.get_run("acme", run.run_id).status is RunStatus.FAILED
+
+
+def test_finish_writes_none_of_its_chunks_when_one_of_their_seqs_is_taken(store_and_clock):
+    store, clock = store_and_clock
+    run = running_run(store, clock)
+    store.append_chunk("acme", run.run_id, 1, TextChunk(text="a"), expires_at=run.expires_at)
+    store.append_chunk("acme", run.run_id, 3, TextChunk(text="another writer"), expires_at=run.expires_at)
+    with pytest.raises(ConditionFailedError):
+        store.finish("acme", run.run_id, RunStatus.SUCCEEDED, expected=RunStatus.RUNNING, end_seq=2,
+                     finished_at=clock(), usage=USAGE, error=None,
+                     preceding=[UsageChunk(model="m", input_tokens=12, output_tokens=5)])
+    assert store.read_chunks("acme", run.run_id, after=1, consistent=True) == []  # seq 2 (the usage) not written
+    assert [c.chunk for c in store.read_chunks("acme", run.run_id, after=2, consistent=True)] == [
+        TextChunk(text="another writer")]  # nor the end at 4
+    stored = store.get_run("acme", run.run_id)
+    assert (stored.status, stored.usage, stored.finished_at) == (RunStatus.RUNNING, None, None)
+
+
+def test_suspend_stores_the_wait_its_actions_and_its_chunks_together(store_and_clock):
+    store, clock = store_and_clock
+    waiting, pending = suspended_run(store, clock, LOCATION, CALCULATION)
+    stored = store.get_run("acme", waiting.run_id)
+    assert stored == waiting
+    assert stored.status is RunStatus.REQUIRES_ACTION
+    assert stored.actions == pending
+    assert (stored.action_expires_at, stored.last_seq, stored.usage, stored.expires_at) == (
+        clock() + 3600, 5, USAGE, int(clock()) + 5000)
+    chunks = store.read_chunks("acme", waiting.run_id, after=0, consistent=True)
+    assert [c.seq for c in chunks] == [1, 2, 3, 4, 5]
+    assert isinstance(chunks[3].chunk, StepEndChunk)
+    assert chunks[4].chunk.actions == [p.action for p in pending]
+
+
+def test_only_a_running_run_can_be_suspended(store_and_clock):
+    store, clock = store_and_clock
+    queued = new_run(clock)
+    store.create_run(queued)
+    action = [pending_action(queued.run_id, LOCATION)]
+    required = [RequiresActionChunk(actions=[action[0].action], expires_at="2027-01-15T09:00:00.000Z")]
+    with pytest.raises(ConditionFailedError):
+        store.suspend("acme", queued.run_id, first_seq=1, chunks=required, actions=action,
+                      action_expires_at=clock() + 60, usage=None, expires_at=int(clock()) + 600)
+    assert store.read_chunks("acme", queued.run_id, after=0, consistent=True) == []
+    assert store.get_run("acme", queued.run_id) == queued
+
+    waiting, pending = suspended_run(store, clock, LOCATION)
+    with pytest.raises(ConditionFailedError):  # waiting already: no second suspend
+        store.suspend("acme", waiting.run_id, first_seq=waiting.last_seq + 1, chunks=required, actions=pending,
+                      action_expires_at=clock() + 60, usage=None, expires_at=int(clock()) + 600)
+    assert store.read_chunks("acme", waiting.run_id, after=waiting.last_seq, consistent=True) == []
+
+
+def test_suspend_writes_nothing_when_one_of_its_seqs_is_taken(store_and_clock):
+    store, clock = store_and_clock
+    run = running_run(store, clock)
+    store.append_chunk("acme", run.run_id, 2, TextChunk(text="another writer"), expires_at=run.expires_at)
+    action = [pending_action(run.run_id, LOCATION)]
+    chunks = [StepEndChunk(step=1, model="m", input_tokens=1, output_tokens=1),
+              RequiresActionChunk(actions=[action[0].action], expires_at="2027-01-15T09:00:00.000Z")]
+    with pytest.raises(ConditionFailedError):
+        store.suspend("acme", run.run_id, first_seq=1, chunks=chunks, actions=action,
+                      action_expires_at=clock() + 60, usage=None, expires_at=int(clock()) + 600)
+    assert store.read_chunks("acme", run.run_id, after=0, consistent=True) == []
+    stored = store.get_run("acme", run.run_id)
+    assert (stored.status, stored.actions, stored.last_seq) == (RunStatus.RUNNING, None, 0)
+
+
+def test_record_answers_is_conditional_on_the_actions_it_read(store_and_clock):
+    store, clock = store_and_clock
+    waiting, pending = suspended_run(store, clock, LOCATION, CALCULATION)
+    output = ToolOutput(tool_call_id="toolu_1", output={"city": "Paris"})
+    decision = ApprovalDecision(approval_id=pending[1].action.approval_id, approved=False, reason="no")
+    first = store.record_answers(waiting, [pending[0].model_copy(update={"output": output}), pending[1]], requeue=False)
+    assert first.status is RunStatus.REQUIRES_ACTION and first.actions[0].output == output
+    with pytest.raises(ConditionFailedError):  # `waiting` is stale now: this answer would erase the first
+        store.record_answers(waiting, [pending[0], pending[1].model_copy(update={"decision": decision})],
+                             requeue=False)
+    stored = store.get_run("acme", waiting.run_id)
+    assert stored.actions == first.actions and stored.actions[1].decision is None
+    both = [stored.actions[0], stored.actions[1].model_copy(update={"decision": decision})]
+    assert store.record_answers(stored, both, requeue=False).actions == both  # re-read, re-applied: both kept
+
+
+def test_the_answer_that_requeues_moves_the_run_to_queued_and_out_of_the_sweeps_index(store_and_clock):
+    store, clock = store_and_clock
+    waiting, pending = suspended_run(store, clock, LOCATION, deadline=60)
+    answered = [pending[0].model_copy(update={"output": ToolOutput(tool_call_id="toolu_1", output="Paris")})]
+    queued = store.record_answers(waiting, answered, requeue=True)
+    stored = store.get_run("acme", waiting.run_id)
+    assert stored == queued
+    assert (stored.status, stored.actions, stored.action_expires_at, stored.last_seq) == (
+        RunStatus.QUEUED, answered, None, waiting.last_seq)
+    assert (("acme", waiting.run_id)) not in store.overdue_waiting_runs(now=clock() + 120, limit=1000)
+    with pytest.raises(ConditionFailedError):  # no longer waiting: a second requeue loses
+        store.record_answers(stored, answered, requeue=True)
+    assert store.transition("acme", waiting.run_id, RunStatus.RUNNING).status is RunStatus.RUNNING  # a worker claims it
+
+
+def test_a_waiting_run_ended_by_a_cancel_takes_no_more_answers(store_and_clock):
+    store, clock = store_and_clock
+    waiting, pending = suspended_run(store, clock, LOCATION)
+    store.finish("acme", waiting.run_id, RunStatus.CANCELLED, expected=RunStatus.REQUIRES_ACTION,
+                 end_seq=waiting.last_seq + 1, finished_at=clock(), usage=waiting.usage, error=None,
+                 preceding=[UsageChunk(model="m", input_tokens=12, output_tokens=5)])
+    answered = [pending[0].model_copy(update={"output": ToolOutput(tool_call_id="toolu_1", output="Paris")})]
+    with pytest.raises(ConditionFailedError):
+        store.record_answers(waiting, answered, requeue=True)
+    stored = store.get_run("acme", waiting.run_id)
+    assert stored.status is RunStatus.CANCELLED and stored.action_expires_at is None
+    assert [c.chunk.type for c in store.read_chunks("acme", waiting.run_id, after=waiting.last_seq, consistent=True)] == [
+        "usage", "end"]
+
+
+def test_a_requeued_run_suspends_again_after_its_last_seq(store_and_clock):
+    store, clock = store_and_clock
+    waiting, pending = suspended_run(store, clock, LOCATION)
+    answered = [pending[0].model_copy(update={"output": ToolOutput(tool_call_id="toolu_1", output="Paris")})]
+    store.record_answers(waiting, answered, requeue=True)
+    store.transition("acme", waiting.run_id, RunStatus.RUNNING)
+    second = [pending_action(waiting.run_id, CALCULATION)]
+    again = store.suspend("acme", waiting.run_id, first_seq=waiting.last_seq + 1,
+                          chunks=[RequiresActionChunk(actions=[second[0].action], expires_at="2027-01-15T10:00:00.000Z")],
+                          actions=second, action_expires_at=clock() + 7200, usage=USAGE, expires_at=int(clock()) + 9000)
+    assert (again.status, again.actions, again.last_seq) == (RunStatus.REQUIRES_ACTION, second, waiting.last_seq + 1)
+    assert store.get_run("acme", waiting.run_id) == again
+
+
+def test_cancel_state_reads_only_the_status_and_the_cancel_flag(store_and_clock):
+    store, clock = store_and_clock
+    run = new_run(clock, retention=60)
+    store.create_run(run)
+    assert store.cancel_state("acme", run.run_id) == (RunStatus.QUEUED, False)
+    assert store.cancel_state("other-org", run.run_id) is None
+    assert store.cancel_state("acme", "run_missing") is None
+    store.transition("acme", run.run_id, RunStatus.RUNNING)
+    assert store.cancel_state("acme", run.run_id) == (RunStatus.RUNNING, False)
+    store.request_cancel("acme", run.run_id)
+    assert store.cancel_state("acme", run.run_id) == (RunStatus.RUNNING, True)
+    clock.now += 61
+    assert store.cancel_state("acme", run.run_id) is None  # expired reads as gone
+
+
+def test_extend_chunks_keeps_a_waiting_runs_early_chunks_past_their_first_expiry(store_and_clock):
+    store, clock = store_and_clock
+    kept, lost = running_run(store, clock, retention=10), running_run(store, clock, retention=10)
+    for subject in (kept, lost):
+        for seq in (1, 2):  # written to live as long as the first stretch of work
+            store.append_chunk("acme", subject.run_id, seq, TextChunk(text=str(seq)), expires_at=subject.expires_at)
+        action = [pending_action(subject.run_id, LOCATION)]
+        store.suspend("acme", subject.run_id, first_seq=3,
+                      chunks=[RequiresActionChunk(actions=[action[0].action], expires_at="2027-01-15T09:00:00.000Z")],
+                      actions=action, action_expires_at=clock() + 900, usage=None, expires_at=int(clock()) + 1000)
+    store.extend_chunks("acme", kept.run_id, through_seq=3, expires_at=int(clock()) + 1000)
+    store.extend_chunks("acme", kept.run_id, through_seq=3, expires_at=int(clock()) + 500)  # never shortens
+    clock.now += 600
+    assert [c.seq for c in store.read_chunks("acme", kept.run_id, after=0, consistent=True)] == [1, 2, 3]
+    assert store.read_chunks("acme", lost.run_id, after=0, consistent=True) == []  # what extending prevents
+    assert store.get_run("acme", lost.run_id).status is RunStatus.REQUIRES_ACTION  # the run itself lives on
+
+
+def test_extend_chunks_leaves_later_chunks_alone(store_and_clock):
+    store, clock = store_and_clock
+    run = running_run(store, clock, retention=10)
+    for seq in (1, 2, 3):
+        store.append_chunk("acme", run.run_id, seq, TextChunk(text=str(seq)), expires_at=run.expires_at)
+    store.transition("acme", run.run_id, RunStatus.EXPIRED, changes={"expires_at": int(clock()) + 1000})
+    store.extend_chunks("acme", run.run_id, through_seq=2, expires_at=int(clock()) + 1000)
+    clock.now += 11
+    assert [c.chunk.text for c in store.read_chunks("acme", run.run_id, after=0, limit=2, consistent=True)] == ["1", "2"]
+    assert store.read_chunks("acme", run.run_id, after=2, consistent=True) == []  # chunk 3 expired
+
+
+def test_overdue_waiting_runs_finds_only_waiting_runs_past_their_deadline(store_and_clock):
+    store, clock = store_and_clock
+    soon, _ = suspended_run(store, clock, LOCATION, deadline=100)
+    sooner, _ = suspended_run(store, clock, LOCATION, deadline=50)
+    later, _ = suspended_run(store, clock, LOCATION, deadline=1000)
+    running = running_run(store, clock)
+    ours = {soon.run_id, sooner.run_id, later.run_id, running.run_id}
+
+    def overdue_at(now):
+        # The DynamoDB table is shared by the whole session: look only at this test's runs.
+        return [run_id for org, run_id in store.overdue_waiting_runs(now=now, limit=1000) if run_id in ours]
+
+    assert overdue_at(clock() + 49) == []
+    assert overdue_at(clock() + 200) == [sooner.run_id, soon.run_id]  # earliest deadline first
+    store.finish("acme", soon.run_id, RunStatus.EXPIRED, expected=RunStatus.REQUIRES_ACTION,
+                 end_seq=soon.last_seq + 1, finished_at=clock(), usage=None,
+                 error=RunError(code="action_timed_out", message="late"))
+    assert overdue_at(clock() + 200) == [sooner.run_id]
+    assert overdue_at(clock() + 2000) == [sooner.run_id, later.run_id]
+
+
+def test_an_undone_requeue_puts_the_run_back_in_the_sweeps_index(store_and_clock):
+    store, clock = store_and_clock
+    waiting, pending = suspended_run(store, clock, LOCATION, deadline=60)
+    answered = [pending[0].model_copy(update={"output": ToolOutput(tool_call_id="toolu_1", output="Paris")})]
+    store.record_answers(waiting, answered, requeue=True)
+    back = store.transition("acme", waiting.run_id, RunStatus.REQUIRES_ACTION,
+                            changes={"action_expires_at": waiting.action_expires_at})
+    assert (back.status, back.actions, back.action_expires_at) == (RunStatus.REQUIRES_ACTION, answered,
+                                                                   waiting.action_expires_at)
+    overdue = store.overdue_waiting_runs(now=clock() + 120, limit=1000)
+    assert ("acme", waiting.run_id) in overdue

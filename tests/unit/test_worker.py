@@ -1,19 +1,43 @@
-"""The worker's guarantees, against in-memory fakes: one terminal sequence per run, no matter how it ends."""
+"""The worker's guarantees, against in-memory fakes: one terminal sequence per run, no matter how it
+ends, and a run that waits for its client carries on where it stopped."""
 
 import threading
 import time
+from dataclasses import dataclass
 
 import pytest
 
 from runwire.adapters.memory import InMemoryRunQueue, InMemoryRunStore
 from runwire.adapters.scripted_provider import ScriptedProvider
+from runwire.core.actions import ActionService, WaitSweeper
 from runwire.core.agents import default_catalog
 from runwire.core.chunks import CoalescingPolicy
-from runwire.core.models import Caller, EndChunk, ErrorChunk, RunRequest, RunStatus, TextChunk, UsageChunk
+from runwire.core.models import (
+    ApprovalDecision,
+    Caller,
+    EndChunk,
+    ErrorChunk,
+    RequiresActionChunk,
+    RunMessage,
+    RunRequest,
+    RunStatus,
+    StepEndChunk,
+    TextChunk,
+    ToolOutput,
+    ToolResultChunk,
+    ToolUseChunk,
+    UsageChunk,
+)
 from runwire.core.run_service import RunService, RunServicePolicy
 from runwire.core.tools import default_tools
 from runwire.core.worker import Outcome, RunWorker, WorkerPolicy
-from runwire.errors import QueueUnavailableError, RunConflictError, RunNotFoundError
+from runwire.errors import (
+    InvalidRequestError,
+    NotWaitingError,
+    QueueUnavailableError,
+    RunConflictError,
+    RunNotFoundError,
+)
 
 CALLER = Caller(user_id="u1", org_id="acme")
 
@@ -155,8 +179,9 @@ def test_tool_call_is_streamed_as_tool_use_then_tool_result(system):
     make_worker().process(queue.messages[0])
     chunks = chunks_of(store, run)
     kinds = [c.type for c in chunks]
-    assert kinds[:2] == ["tool_use", "tool_result"]
-    assert chunks[1].output["result"] == 391
+    assert kinds[:3] == ["tool_use", "step_end", "tool_result"]
+    assert chunks[2].output["result"] == 391
+    assert kinds.count("step_end") == 2  # one per model call: the tool call, then the answer
     assert "391" in "".join(c.text for c in chunks if isinstance(c, TextChunk))
 
 
@@ -239,3 +264,253 @@ def test_a_chunk_put_retried_after_it_committed_counts_as_written():
     assert writer.write(TextChunk(text="b")).seq == 2
     with pytest.raises(ConditionFailedError):  # a different chunk at a taken seq: a second writer
         ChunkWriter(store, CALLER.org_id, run.run_id, expires_at=run.expires_at).write(TextChunk(text="zzz"))
+
+
+# --- runs that wait for their client: client tools, approvals, answers, cancel and timeout ------
+ACTION_TIMEOUT = 600.0
+GET_LOCATION = {"name": "get_location", "description": "Where the user is, from their device."}
+
+
+class SteppingClock:
+    """Wall time plus a jump the test controls: the worker's threads see time pass as usual, and a
+    test moves past a deadline without sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@dataclass
+class Waits:
+    store: InMemoryRunStore
+    queue: InMemoryRunQueue
+    service: RunService
+    actions: ActionService
+    worker: RunWorker
+    clock: SteppingClock
+
+    def start(self, **body) -> str:
+        return self.service.start(CALLER, RunRequest.model_validate(body)).run_id
+
+    def deliver(self, run_id: str) -> Outcome:
+        """Hand the run's latest message to the worker, as SQS would."""
+        message = self.queue.messages[-1]
+        assert message == RunMessage(run_id=run_id, org_id=CALLER.org_id)
+        return self.worker.process(message)
+
+    def chunks(self, run_id: str) -> list:
+        return [c.chunk for c in self.store.read_chunks(CALLER.org_id, run_id, after=0, limit=10_000)]
+
+    def requested(self, run_id: str) -> RequiresActionChunk:
+        return [c for c in self.chunks(run_id) if isinstance(c, RequiresActionChunk)][-1]
+
+
+@pytest.fixture
+def waits():
+    clock = SteppingClock()
+    store = InMemoryRunStore(clock)
+    queue = InMemoryRunQueue()
+    service = RunService(store, queue, default_catalog(), RunServicePolicy(retention_seconds=300), clock)
+    worker = RunWorker(
+        store, ScriptedProvider(clock, token_delay_seconds=0.001), default_catalog(), default_tools(clock),
+        WorkerPolicy(max_run_seconds=30.0, cancel_check_seconds=0.05, action_timeout_seconds=ACTION_TIMEOUT,
+                     coalescing=CoalescingPolicy(window_seconds=0.05)),
+        clock,
+    )
+    return Waits(store, queue, service, ActionService(store, queue, clock, service.get), worker, clock)
+
+
+def text_of(chunks) -> str:
+    return "".join(c.text for c in chunks if isinstance(c, TextChunk))
+
+
+def assert_whole_log(store, run_id, status):
+    """Seqs 1..N with no gap, one end (the last chunk), every tool call answered, usage = sum of the steps."""
+    seqs = sorted(store._chunks[(CALLER.org_id, run_id)])
+    assert seqs == list(range(1, len(seqs) + 1))
+    chunks = [c.chunk for c in store.read_chunks(CALLER.org_id, run_id, after=0, limit=10_000)]
+    assert len(chunks) == len(seqs)
+    assert_one_terminal_sequence(chunks, status)
+    calls = [c.id for c in chunks if isinstance(c, ToolUseChunk)]
+    assert sorted(calls) == sorted(c.id for c in chunks if isinstance(c, ToolResultChunk))
+    steps = [c for c in chunks if isinstance(c, StepEndChunk)]
+    [usage] = [c for c in chunks if isinstance(c, UsageChunk)]
+    assert (usage.input_tokens, usage.output_tokens) == (sum(s.input_tokens for s in steps),
+                                                         sum(s.output_tokens for s in steps))
+    assert [s.step for s in steps] == list(range(1, len(steps) + 1))
+    return chunks
+
+
+def test_a_client_tool_suspends_the_run_and_its_output_resumes_it(waits):
+    run_id = waits.start(task="Where am I? Use get_location.", clientMcpTools=[GET_LOCATION])
+    assert waits.deliver(run_id) is Outcome.SUSPENDED
+    waiting = waits.chunks(run_id)
+    assert [c.type for c in waiting] == ["tool_use", "step_end", "requires_action"]
+    call = waiting[0]
+    assert (call.name, call.executor) == ("get_location", "client")
+    assert [a.tool_call_id for a in waiting[-1].actions] == [call.id]
+    assert waits.service.get(CALLER, run_id).status is RunStatus.REQUIRES_ACTION
+
+    answer = waits.actions.submit_tool_outputs(CALLER, run_id, [ToolOutput(tool_call_id=call.id, output={"city": "Paris"})])
+    assert answer.resumed and len(waits.queue.messages) == 2
+    assert waits.deliver(run_id) is Outcome.EXECUTED
+
+    chunks = assert_whole_log(waits.store, run_id, RunStatus.SUCCEEDED)
+    resumed = chunks[len(waiting):]
+    assert resumed[0] == ToolResultChunk(id=call.id, output={"city": "Paris"})
+    assert [c.type for c in resumed[-3:]] == ["step_end", "usage", "end"]
+    assert "Paris" in text_of(resumed)
+    assert waits.service.get(CALLER, run_id).status is RunStatus.SUCCEEDED
+
+
+def test_an_approved_tool_runs_with_the_input_frozen_when_approval_was_asked(waits):
+    run_id = waits.start(task="What is 17*23?", approvalRequired=["calculator"])
+    assert waits.deliver(run_id) is Outcome.SUSPENDED
+    [action] = waits.requested(run_id).actions
+    assert action.kind == "approval" and action.name == "calculator"
+    assert not any(isinstance(c, ToolResultChunk) for c in waits.chunks(run_id))  # nothing ran before the approval
+
+    waits.actions.submit_decisions(CALLER, run_id, [ApprovalDecision(approval_id=action.approval_id, approved=True)])
+    assert waits.deliver(run_id) is Outcome.EXECUTED
+    chunks = assert_whole_log(waits.store, run_id, RunStatus.SUCCEEDED)
+    [result] = [c for c in chunks if isinstance(c, ToolResultChunk)]
+    assert result.id == action.tool_call_id and not result.is_error
+    assert result.output == {"expression": action.input["expression"], "result": 391}
+    assert "391" in text_of(chunks)
+
+
+def test_a_denied_tool_never_runs_and_the_model_is_told_so(waits):
+    run_id = waits.start(task="What is 17*23?", approvalRequired=["calculator"])
+    waits.deliver(run_id)
+    [action] = waits.requested(run_id).actions
+    waits.actions.submit_decisions(CALLER, run_id, [
+        ApprovalDecision(approval_id=action.approval_id, approved=False, reason="not on my budget")])
+    waits.deliver(run_id)
+    chunks = assert_whole_log(waits.store, run_id, RunStatus.SUCCEEDED)
+    [result] = [c for c in chunks if isinstance(c, ToolResultChunk)]
+    assert result.denied and result.is_error
+    assert result.output == {"denied": True, "reason": "not on my budget"}
+    assert "391" not in text_of(chunks)
+    assert "did not run" in text_of(chunks) and "not on my budget" in text_of(chunks)
+
+
+def test_a_run_waiting_for_two_answers_resumes_only_once_both_are_in(waits):
+    run_id = waits.start(task="What is 6*7? Use get_location.", clientMcpTools=[GET_LOCATION],
+                         approvalRequired=["calculator"])
+    assert waits.deliver(run_id) is Outcome.SUSPENDED
+    actions = waits.requested(run_id).actions
+    assert sorted(a.kind for a in actions) == ["approval", "client_tool"]
+    tool = next(a for a in actions if a.kind == "client_tool")
+    approval = next(a for a in actions if a.kind == "approval")
+
+    partial = waits.actions.submit_tool_outputs(CALLER, run_id, [ToolOutput(tool_call_id=tool.tool_call_id, output="Oslo")])
+    assert not partial.resumed and partial.run.status is RunStatus.REQUIRES_ACTION
+    assert len(waits.queue.messages) == 1  # only the start's
+    first_usage = waits.store.get_run(CALLER.org_id, run_id).usage
+
+    done = waits.actions.submit_decisions(CALLER, run_id, [ApprovalDecision(approval_id=approval.approval_id, approved=True)])
+    assert done.resumed and len(waits.queue.messages) == 2
+    assert waits.deliver(run_id) is Outcome.EXECUTED
+    chunks = assert_whole_log(waits.store, run_id, RunStatus.SUCCEEDED)
+    results = {c.id: c.output for c in chunks if isinstance(c, ToolResultChunk)}
+    assert results[tool.tool_call_id] == "Oslo" and results[approval.tool_call_id]["result"] == 42
+    final = waits.store.get_run(CALLER.org_id, run_id).usage
+    assert final.input_tokens > first_usage.input_tokens > 0  # both invocations counted
+
+
+def test_usage_sums_the_steps_of_every_worker_invocation(waits):
+    run_id = waits.start(task="Where am I? Use get_location.", clientMcpTools=[GET_LOCATION])
+    waits.deliver(run_id)
+    [first_step] = [c for c in waits.chunks(run_id) if isinstance(c, StepEndChunk)]
+    waits.actions.submit_tool_outputs(CALLER, run_id, [
+        ToolOutput(tool_call_id=waits.requested(run_id).actions[0].tool_call_id, output="Rome")])
+    waits.deliver(run_id)
+    chunks = waits.chunks(run_id)
+    steps = [c for c in chunks if isinstance(c, StepEndChunk)]
+    assert len(steps) == 2 and steps[0] == first_step
+    usage = chunks[-2]
+    assert isinstance(usage, UsageChunk)
+    assert usage.input_tokens == steps[0].input_tokens + steps[1].input_tokens
+    assert usage.output_tokens == steps[0].output_tokens + steps[1].output_tokens
+    stored = waits.store.get_run(CALLER.org_id, run_id).usage
+    assert (stored.input_tokens, stored.output_tokens) == (usage.input_tokens, usage.output_tokens)
+
+
+def test_cancel_while_waiting_ends_the_run_cancelled_with_usage_then_end(waits):
+    run_id = waits.start(task="Where am I? Use get_location.", clientMcpTools=[GET_LOCATION])
+    waits.deliver(run_id)
+    waiting = waits.store.get_run(CALLER.org_id, run_id)
+    assert waits.service.cancel(CALLER, run_id).status is RunStatus.CANCELLED
+    chunks = waits.chunks(run_id)
+    assert [c.type for c in chunks[waiting.last_seq:]] == ["usage", "end"]
+    assert chunks[waiting.last_seq] == UsageChunk(model=waiting.usage.model, input_tokens=waiting.usage.input_tokens,
+                                                  output_tokens=waiting.usage.output_tokens)
+    assert_one_terminal_sequence(chunks, RunStatus.CANCELLED)
+    with pytest.raises(NotWaitingError):
+        waits.actions.submit_tool_outputs(CALLER, run_id, [ToolOutput(tool_call_id=chunks[0].id, output="Paris")])
+    assert len(waits.queue.messages) == 1
+
+
+def expired_by_the_wait(waits, run_id, waiting_last_seq):
+    run = waits.store.get_run(CALLER.org_id, run_id)
+    assert run.status is RunStatus.EXPIRED and run.error.code == "action_timed_out"
+    chunks = waits.chunks(run_id)
+    assert [c.type for c in chunks[waiting_last_seq:]] == ["error", "usage", "end"]
+    assert chunks[waiting_last_seq].code == "action_timed_out"
+    assert_one_terminal_sequence(chunks, RunStatus.EXPIRED)
+    with pytest.raises(NotWaitingError):
+        waits.actions.submit_tool_outputs(CALLER, run_id, [ToolOutput(tool_call_id=chunks[0].id, output="late")])
+    assert [m.run_id for m in waits.queue.messages].count(run_id) == 1  # the start's message only
+
+
+def test_a_wait_past_its_deadline_is_ended_expired_by_the_next_read(waits):
+    run_id = waits.start(task="Where am I? Use get_location.", clientMcpTools=[GET_LOCATION])
+    waits.deliver(run_id)
+    waiting = waits.store.get_run(CALLER.org_id, run_id)
+    waits.clock.advance(ACTION_TIMEOUT - 5)
+    assert waits.service.get(CALLER, run_id).status is RunStatus.REQUIRES_ACTION  # not yet
+    waits.clock.advance(10)
+    assert waits.service.get(CALLER, run_id).status is RunStatus.EXPIRED
+    expired_by_the_wait(waits, run_id, waiting.last_seq)
+
+
+def test_the_sweep_ends_every_wait_past_its_deadline_and_only_those(waits):
+    late = waits.start(task="Where am I? Use get_location.", clientMcpTools=[GET_LOCATION])
+    waits.deliver(late)
+    waiting = waits.store.get_run(CALLER.org_id, late)
+    waits.clock.advance(ACTION_TIMEOUT / 2)
+    fresh = waits.start(task="What is 2*21?", approvalRequired=["calculator"])
+    waits.deliver(fresh)
+    waits.clock.advance(ACTION_TIMEOUT / 2 + 1)
+    sweeper = WaitSweeper(waits.store, waits.clock, batch=1)
+    assert sweeper.sweep() == 1
+    assert sweeper.sweep() == 0
+    assert waits.store.get_run(CALLER.org_id, fresh).status is RunStatus.REQUIRES_ACTION
+    expired_by_the_wait(waits, late, waiting.last_seq)
+
+
+def test_a_sync_caller_stops_waiting_when_the_run_waits_for_its_client(waits):
+    run_id = waits.start(task="Where am I? Use get_location.", clientMcpTools=[GET_LOCATION])
+    waits.deliver(run_id)
+    service = RunService(waits.store, waits.queue, default_catalog(), RunServicePolicy(), waits.clock,
+                         sleep=lambda seconds: pytest.fail("waited on a run that waits for its client"))
+    assert service.wait_for_end(CALLER, run_id, timeout=30).status is RunStatus.REQUIRES_ACTION
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param({"approvalRequired": ["web_search"]}, id="approval-for-a-tool-the-agent-lacks"),
+    pytest.param({"approvalRequired": ["calculator"], "availableTools": ["current_time"]},
+                 id="approval-for-a-tool-the-run-excludes"),
+    pytest.param({"approvalRequired": ["get_location"], "clientMcpTools": [GET_LOCATION]},
+                 id="approval-for-a-client-tool"),
+    pytest.param({"clientMcpTools": [{"name": "calculator"}]}, id="client-tool-shadowing-a-server-tool"),
+])
+def test_start_refuses_tools_a_run_cannot_have(waits, body):
+    with pytest.raises(InvalidRequestError):
+        waits.start(task="What is 6*7?", **body)
+    assert waits.store._runs == {} and waits.queue.messages == []

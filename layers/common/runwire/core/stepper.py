@@ -149,7 +149,7 @@ class Stepper:
                 return
             waiting = self._run_server_tools(run, calls, out, context)
             if waiting:
-                emit(Suspended(waiting))
+                out.suspend(waiting)
                 return
 
     # -------------------------------------------------------------------------------------------
@@ -241,6 +241,10 @@ class _Emitter:
     def step_end(self, chunk: StepEndChunk) -> None:
         self.transcript.add(chunk)
         self.emit(StepEnded(chunk))
+
+    def suspend(self, actions: list[PendingAction]) -> None:
+        self.transcript.wait_for([a.action for a in actions])
+        self.emit(Suspended(actions))
 
     def result(self, tool_call_id: str, outcome: ToolOutcome) -> None:
         chunk = ToolResultChunk(id=tool_call_id, output=outcome.output, is_error=outcome.is_error)

@@ -21,6 +21,7 @@ from .models import (
     ApprovalAction,
     Chunk,
     HistoryMessage,
+    RequiredAction,
     RequiresActionChunk,
     RunRequest,
     StepEndChunk,
@@ -159,8 +160,13 @@ class TranscriptBuilder:
             self._close_step()
             self._results.append(ToolResultBlock(chunk.id, chunk.output, chunk.is_error))
         elif isinstance(chunk, RequiresActionChunk):
-            self._close_step()
-            self._approvals.update(a.tool_call_id for a in chunk.actions if isinstance(a, ApprovalAction))
+            self.wait_for(chunk.actions)
+
+    def wait_for(self, actions: Iterable[RequiredAction]) -> None:
+        """The run stops for its client: the step is closed, and the calls waiting for approval are
+        marked. The stepper folds its suspension in here too, as the log's requires_action will be."""
+        self._close_step()
+        self._approvals.update(a.tool_call_id for a in actions if isinstance(a, ApprovalAction))
 
     def transcript(self) -> list[Message]:
         """The messages so far, the open step and pending results included."""
