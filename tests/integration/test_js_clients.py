@@ -27,7 +27,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 NODE_TIMEOUT = 90
 
 
-def _missing_js_tooling() -> str | None:
+def missing_js_tooling() -> str | None:
     if shutil.which("node") is None:
         return "node is not installed"
     if not (JS / "node_modules" / "ai").is_dir() or not (JS / "node_modules" / "playwright-core").is_dir():
@@ -50,7 +50,7 @@ def require(missing: str | None) -> None:
 
 @pytest.fixture(autouse=True)
 def js_tooling():
-    require(_missing_js_tooling())
+    require(missing_js_tooling())
 
 
 def run_node(stack, script: str, *args: str, token: str | None = None, **env: str) -> subprocess.CompletedProcess:
@@ -273,7 +273,7 @@ def test_seed002_fetch_reader_example_prints_every_token_of_a_long_answer(stack)
 # --- seed 000: Chromium's EventSource with the JWT in a cookie --------------------------------------
 @pytest.fixture(scope="module")
 def browser_flows(stack):
-    require(_missing_js_tooling() or _missing_chromium())
+    require(missing_js_tooling() or _missing_chromium())
     flows = [
         {"name": "bearer", "auth": "header", "task": "[[scripted tokens=25 delay_ms=10]]"},
         {"name": "cookie", "auth": "cookie", "task": "Hello"},

@@ -2,7 +2,10 @@
 
 Seed 001's byte strings were checked against the AI SDK client itself (npm `ai` 6.0.322 and
 7.0.173: `AbstractChat` over `DefaultChatTransport`'s parser, and `readUIMessageStream`); the
-`resumed` one as the continuation of a chat whose connection dropped after the tool call.
+`resumed` one as the continuation of a chat whose connection dropped after the tool call. Those of
+runs that wait for their client (`UI_WAIT_GOLDEN`) were fed through 6.0.322 only (its parser and
+`readUIMessageStream`, each continuation read into the waiting message as the client answered it);
+`tests/integration/test_ai_sdk_tools.py` runs the same loop live through its `AbstractChat`.
 """
 
 from __future__ import annotations
@@ -16,27 +19,43 @@ from pydantic import TypeAdapter, ValidationError
 
 from runwire.core.agents import default_catalog
 from runwire.core.models import (
+    ApprovalAction,
+    ApprovalDecision,
+    ClientToolAction,
     EndChunk,
     ErrorChunk,
+    PendingAction,
+    RequiredAction,
+    RequiresActionChunk,
     RunError,
     RunRecord,
     RunRequest,
     RunStatus,
+    StepEndChunk,
     StoredChunk,
     TextChunk,
+    ToolOutput,
     ToolResultChunk,
     ToolUseChunk,
     Usage,
     UsageChunk,
 )
 from runwire.core.run_service import new_conversation_id
-from runwire.errors import InvalidRequestError, UnknownAgentError
+from runwire.errors import InvalidRequestError, NotWaitingError, UnknownAgentError
 from runwire.formats import chat_events, content_final, ui_message_stream
 from runwire.formats.base import StreamContext, StreamFormat
 from runwire.formats.chat_events import CHAT_EVENTS, AgentChatRequest, ChatStreamEvent
 from runwire.formats.content_final import CONTENT_FINAL, ChatRunResponse, ContentChatRequest, ContentEvent
 from runwire.formats.sse import PING
-from runwire.formats.ui_message_stream import UI_MESSAGE_STREAM, UIChatStreamRequest, UIMessageChunk
+from runwire.formats.ui_message_stream import (
+    UI_MESSAGE_CONTINUATION,
+    UI_MESSAGE_STREAM,
+    RunAnswers,
+    UIChatStreamRequest,
+    UIMessageChunk,
+    follow_up_answers,
+    waiting_conversation,
+)
 
 CONVERSATION = "c0ffee00-0000-4000-8000-000000000000"
 NEW_CONVERSATION = "0badcafe-0000-4000-8000-000000000000"
@@ -44,19 +63,27 @@ CREATED_AT = 1000.0
 
 
 def a_run(
-    *, usage: Usage | None = None, error: RunError | None = None, conversation_id: str | None = CONVERSATION
+    *,
+    usage: Usage | None = None,
+    error: RunError | None = None,
+    conversation_id: str | None = CONVERSATION,
+    status: RunStatus = RunStatus.RUNNING,
+    last_seq: int = 0,
+    actions: list[PendingAction] | None = None,
 ) -> RunRecord:
     return RunRecord(
         run_id="run_abc",
         org_id="org1",
         user_id="user1",
         agent_id="ag_chat",
-        status=RunStatus.RUNNING,
+        status=status,
         request=RunRequest(task="hi", conversation_id=conversation_id),
         created_at=CREATED_AT,
         expires_at=99_999,
         usage=usage,
         error=error,
+        last_seq=last_seq,
+        actions=actions,
     )
 
 
@@ -292,6 +319,18 @@ def test_resumed_stream_after_the_run_finished_takes_usage_from_the_run_record()
             ui_message_stream.ToolOutputAvailableChunk(tool_call_id="t1", output=None),
             b'data: {"type":"tool-output-available","toolCallId":"t1","output":null}\n\n',
         ),
+        (
+            ui_message_stream.ToolApprovalRequestChunk(approval_id="apr_1", tool_call_id="t1"),
+            b'data: {"type":"tool-approval-request","approvalId":"apr_1","toolCallId":"t1"}\n\n',
+        ),
+        (
+            ui_message_stream.ToolOutputErrorChunk(tool_call_id="t1", error_text="no access"),
+            b'data: {"type":"tool-output-error","toolCallId":"t1","errorText":"no access"}\n\n',
+        ),
+        (
+            ui_message_stream.ToolOutputDeniedChunk(tool_call_id="t1"),
+            b'data: {"type":"tool-output-denied","toolCallId":"t1"}\n\n',
+        ),
         (ui_message_stream.ErrorUIChunk(error_text="boom"), b'data: {"type":"error","errorText":"boom"}\n\n'),
         (ui_message_stream.FinishChunk(), b'data: {"type":"finish"}\n\n'),
         (ui_message_stream.FinishChunk(finish_reason="error"), b'data: {"type":"finish","finishReason":"error"}\n\n'),
@@ -400,6 +439,194 @@ def test_nothing_after_the_end_chunk_is_sent():
 )
 def test_ui_message_stream_headers_are_the_sdks_plus_the_conversation(run, expected):
     assert UI_MESSAGE_STREAM.headers(StreamContext(run=run)) == expected
+
+
+# --- seed 001: runs that wait for their client ---------------------------------------------------
+APPROVAL = ApprovalAction(approval_id="apr_1", tool_call_id="t1", name="calculator", input={"expression": "1+1"})
+SECOND_APPROVAL = ApprovalAction(approval_id="apr_3", tool_call_id="t3", name="calculator", input={"expression": "2+2"})
+LOCATION = ClientToolAction(tool_call_id="t2", name="get_location", input={})
+EXPIRES = "2030-01-01T00:00:00.000Z"
+WAIT_SEQ = 4
+"""In APPROVED/DENIED: the seq of the requires_action chunk, which the run records as `last_seq`."""
+
+
+def pending(*actions: RequiredAction, answered: bool = False) -> list[PendingAction]:
+    def answer(action: RequiredAction) -> dict:
+        if not answered:
+            return {}
+        if isinstance(action, ApprovalAction):
+            return {"decision": ApprovalDecision(approval_id=action.approval_id, approved=True)}
+        return {"output": ToolOutput(tool_call_id=action.tool_call_id, output="somewhere")}
+
+    return [PendingAction(action=action, input_hash="h", **answer(action)) for action in actions]
+
+
+def waiting(*actions: RequiredAction, last_seq: int = WAIT_SEQ) -> RunRecord:
+    return a_run(status=RunStatus.REQUIRES_ACTION, last_seq=last_seq, actions=pending(*actions))
+
+
+def answered(*actions: RequiredAction, status: RunStatus = RunStatus.QUEUED, last_seq: int = WAIT_SEQ) -> RunRecord:
+    return a_run(status=status, last_seq=last_seq, actions=pending(*actions, answered=True))
+
+
+def approval_log(result: ToolResultChunk, reply: str) -> list[StoredChunk]:
+    return stored_run(
+        TextChunk(text="Let me add."),
+        ToolUseChunk(id="t1", name="calculator", input={"expression": "1+1"}),
+        StepEndChunk(step=1, model="claude-x", input_tokens=20, output_tokens=5),
+        RequiresActionChunk(actions=[APPROVAL], expires_at=EXPIRES),
+        result,
+        TextChunk(text=reply),
+        StepEndChunk(step=2, model="claude-x", input_tokens=30, output_tokens=9),
+        UsageChunk(model="claude-x", input_tokens=50, output_tokens=14),
+        EndChunk(status=RunStatus.SUCCEEDED),
+    )
+
+
+APPROVED = approval_log(ToolResultChunk(id="t1", output={"result": 2}), "It is 2.")
+DENIED = approval_log(ToolResultChunk(id="t1", output={"denied": True, "reason": "Not now."}, is_error=True), "I did not.")
+CLIENT_TOOL_FAILED = stored_run(
+    ToolUseChunk(id="t2", name="get_location", input={}, executor="client"),
+    StepEndChunk(step=1, model="claude-x", input_tokens=20, output_tokens=5),
+    RequiresActionChunk(actions=[LOCATION], expires_at=EXPIRES),
+    ToolResultChunk(id="t2", output="Permission denied.", is_error=True),
+    TextChunk(text="I could not tell."),
+    EndChunk(status=RunStatus.SUCCEEDED),
+)
+TWO_APPROVALS = stored_run(
+    ToolUseChunk(id="t1", name="calculator", input={"expression": "1+1"}),
+    ToolUseChunk(id="t3", name="calculator", input={"expression": "2+2"}),
+    StepEndChunk(step=1, model="claude-x", input_tokens=20, output_tokens=5),
+    RequiresActionChunk(actions=[APPROVAL, SECOND_APPROVAL], expires_at=EXPIRES),
+)
+UI_CONTINUED = b'data: {"type":"start","messageId":"msg_abc","messageMetadata":{"runId":"run_abc"}}\n\n'
+WAITS_FOR_CLIENT = (
+    b'data: {"type":"finish-step"}\n\n'
+    b'data: {"type":"finish","finishReason":"tool-calls","messageMetadata":{"status":"requires_action"}}\n\n'
+    b"data: [DONE]\n\n"
+)
+SUCCEEDED_64 = (
+    b'data: {"type":"finish-step"}\n\n'
+    b'data: {"type":"finish","finishReason":"stop","messageMetadata":{"usage":{"model":"claude-x",'
+    b'"inputTokens":50,"outputTokens":14,"totalTokens":64},"status":"succeeded"}}\n\n'
+    b"data: [DONE]\n\n"
+)
+UI_WAIT_GOLDEN = {
+    # The first response: it ends at the wait, whatever the log holds after it.
+    "approval requested": (
+        UI_MESSAGE_STREAM, waiting(APPROVAL), APPROVED, 0,
+        UI_START + b'data: {"type":"text-start","id":"txt_1"}\n\n'
+        b'data: {"type":"text-delta","id":"txt_1","delta":"Let me add."}\n\n'
+        b'data: {"type":"text-end","id":"txt_1"}\n\n'
+        b'data: {"type":"tool-input-available","toolCallId":"t1","toolName":"calculator","input":{"expression":"1+1"}}\n\n'
+        b'data: {"type":"tool-approval-request","approvalId":"apr_1","toolCallId":"t1"}\n\n'
+        + WAITS_FOR_CLIENT,
+    ),
+    "client tool called": (
+        UI_MESSAGE_STREAM, waiting(LOCATION, last_seq=3), CLIENT_TOOL_FAILED, 0,
+        UI_START + b'data: {"type":"tool-input-available","toolCallId":"t2","toolName":"get_location","input":{}}\n\n'
+        + WAITS_FOR_CLIENT,
+    ),
+    # The answer's response: the same message again, its results first, then the next step.
+    "approved, continued": (
+        UI_MESSAGE_CONTINUATION, answered(APPROVAL), APPROVED, WAIT_SEQ,
+        UI_CONTINUED + b'data: {"type":"tool-output-available","toolCallId":"t1","output":{"result":2}}\n\n'
+        b'data: {"type":"start-step"}\n\n'
+        b'data: {"type":"text-start","id":"txt_6"}\n\n'
+        b'data: {"type":"text-delta","id":"txt_6","delta":"It is 2."}\n\n'
+        b'data: {"type":"text-end","id":"txt_6"}\n\n'
+        + SUCCEEDED_64,
+    ),
+    "denied, continued": (
+        UI_MESSAGE_CONTINUATION, answered(APPROVAL), DENIED, WAIT_SEQ,
+        UI_CONTINUED + b'data: {"type":"tool-output-denied","toolCallId":"t1"}\n\n'
+        b'data: {"type":"start-step"}\n\n'
+        b'data: {"type":"text-start","id":"txt_6"}\n\n'
+        b'data: {"type":"text-delta","id":"txt_6","delta":"I did not."}\n\n'
+        b'data: {"type":"text-end","id":"txt_6"}\n\n'
+        + SUCCEEDED_64,
+    ),
+    "client tool failed, continued": (
+        UI_MESSAGE_CONTINUATION, answered(LOCATION, last_seq=3), CLIENT_TOOL_FAILED, 3,
+        UI_CONTINUED + b'data: {"type":"tool-output-error","toolCallId":"t2","errorText":"Permission denied."}\n\n'
+        b'data: {"type":"start-step"}\n\n'
+        b'data: {"type":"text-start","id":"txt_5"}\n\n'
+        b'data: {"type":"text-delta","id":"txt_5","delta":"I could not tell."}\n\n'
+        b'data: {"type":"text-end","id":"txt_5"}\n\n'
+        b'data: {"type":"finish-step"}\n\n'
+        b'data: {"type":"finish","finishReason":"stop","messageMetadata":{"status":"succeeded"}}\n\n'
+        b"data: [DONE]\n\n",
+    ),
+    # One of two approvals answered: the response asks again only for the other one.
+    "partly answered, still waiting": (
+        UI_MESSAGE_CONTINUATION,
+        a_run(status=RunStatus.REQUIRES_ACTION, last_seq=WAIT_SEQ,
+              actions=[*pending(APPROVAL, answered=True), *pending(SECOND_APPROVAL)]),
+        TWO_APPROVALS, WAIT_SEQ - 1,
+        UI_CONTINUED + b'data: {"type":"tool-approval-request","approvalId":"apr_3","toolCallId":"t3"}\n\n'
+        b'data: {"type":"finish","finishReason":"tool-calls","messageMetadata":{"status":"requires_action"}}\n\n'
+        b"data: [DONE]\n\n",
+    ),
+    # A page reloaded after the run moved on: the whole message, the answered wait inside it.
+    "answered, replayed": (
+        UI_MESSAGE_STREAM, answered(APPROVAL, status=RunStatus.SUCCEEDED), APPROVED, 0,
+        UI_START + b'data: {"type":"text-start","id":"txt_1"}\n\n'
+        b'data: {"type":"text-delta","id":"txt_1","delta":"Let me add."}\n\n'
+        b'data: {"type":"text-end","id":"txt_1"}\n\n'
+        b'data: {"type":"tool-input-available","toolCallId":"t1","toolName":"calculator","input":{"expression":"1+1"}}\n\n'
+        b'data: {"type":"tool-approval-request","approvalId":"apr_1","toolCallId":"t1"}\n\n'
+        b'data: {"type":"tool-output-available","toolCallId":"t1","output":{"result":2}}\n\n'
+        b'data: {"type":"finish-step"}\n\n'
+        b'data: {"type":"start-step"}\n\n'
+        b'data: {"type":"text-start","id":"txt_6"}\n\n'
+        b'data: {"type":"text-delta","id":"txt_6","delta":"It is 2."}\n\n'
+        b'data: {"type":"text-end","id":"txt_6"}\n\n'
+        + SUCCEEDED_64,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("fmt", "run", "chunks", "resumed_after", "expected"), UI_WAIT_GOLDEN.values(), ids=UI_WAIT_GOLDEN)
+def test_run_that_waits_for_its_client_renders_to_exact_bytes(fmt, run, chunks, resumed_after, expected):
+    assert render(fmt, run, chunks, resumed_after) == expected
+
+
+def test_the_wait_finishes_the_response_and_nothing_after_it_is_sent():
+    encoder = UI_MESSAGE_STREAM.encoder(StreamContext(run=a_run()))  # a live stream: the run was queued
+    sent = [encoder.encode(chunk) for chunk in APPROVED]
+    assert encoder.finished
+    assert sent[WAIT_SEQ - 1].endswith(WAITS_FOR_CLIENT) and sent[WAIT_SEQ:] == [b""] * (len(APPROVED) - WAIT_SEQ)
+
+
+def test_a_later_wait_of_a_run_that_moved_on_is_the_current_one():
+    # Opened after the first wait was answered (last_seq 4, running); the run then waits again.
+    log = stored_run(
+        *(c.chunk for c in APPROVED[:5]),
+        ToolUseChunk(id="t6", name="calculator", input={"expression": "3+3"}),
+        RequiresActionChunk(
+            actions=[ApprovalAction(approval_id="apr_6", tool_call_id="t6", name="calculator", input={})],
+            expires_at=EXPIRES,
+        ),
+        TextChunk(text="never shown"),
+    )
+    datas = events(render(UI_MESSAGE_STREAM, answered(APPROVAL, status=RunStatus.RUNNING), log))
+    chunks = [json.loads(data) for data in datas[:-1]]
+    requests = [c["approvalId"] for c in chunks if c["type"] == "tool-approval-request"]
+    assert requests == ["apr_1", "apr_6"]
+    assert chunks[-1] == {"type": "finish", "finishReason": "tool-calls", "messageMetadata": {"status": "requires_action"}}
+    assert "never shown" not in "".join(datas)
+
+
+def test_a_server_tools_error_result_stays_an_available_output():
+    log = stored_run(
+        ToolUseChunk(id="t1", name="calculator", input={"expression": "1/0"}),
+        ToolResultChunk(id="t1", output={"error": "division by zero"}, is_error=True),
+        EndChunk(status=RunStatus.SUCCEEDED),
+    )
+    assert (
+        '{"type":"tool-output-available","toolCallId":"t1","output":{"error":"division by zero"}}'
+        in events(render(UI_MESSAGE_STREAM, a_run(), log))
+    )
 
 
 # --- seed 002: each event on its own -------------------------------------------------------------
@@ -548,20 +775,27 @@ UI_CHUNKS = TypeAdapter(UIMessageChunk)
 CHAT_EVENTS_ADAPTER = TypeAdapter(ChatStreamEvent)
 
 
-@settings(max_examples=300, deadline=None)
-@given(runs())
-def test_ui_message_stream_is_well_formed_for_any_run(run):
-    stored, resumed_after = run
-    datas = events(render(UI_MESSAGE_STREAM, a_run(), stored, resumed_after))
+TOOL_CHUNKS = {"tool-input-available", "tool-approval-request", "tool-output-available", "tool-output-error",
+               "tool-output-denied"}  # fmt: skip
+
+
+def well_formed_ui_stream(datas: list[str], *, opening: str, check_calls: bool) -> list:
+    """The chunks of one response, checked as the SDK's client would (`process-ui-message-stream.ts`)
+    and for our own promise: exactly one `finish`, last, then `[DONE]`.
+
+    `opening`: `start` (from the beginning), `resumed` (inside the client's step, no start) or
+    `continued` (the answered message again: `start`, and no step until the next model call)."""
     assert datas[-1] == "[DONE]" and datas.count("[DONE]") == 1
     parsed = [UI_CHUNKS.validate_json(data) for data in datas[:-1]]  # every event is a valid chunk
     types = [chunk.type for chunk in parsed]
     assert types.count("finish") == 1 and types[-1] == "finish"
-    if resumed_after == 0:
+    if opening == "start":
         assert types[:2] == ["start", "start-step"]
+    elif opening == "continued":
+        assert types[0] == "start" and types.count("start") == 1
     else:
         assert "start" not in types
-    in_step = resumed_after > 0  # a continuation starts inside the step the client already has
+    in_step = opening == "resumed"  # a continuation starts inside the step the client already has
     open_text: set[str] = set()
     tool_calls: set[str] = set()
     for chunk in parsed:
@@ -578,18 +812,84 @@ def test_ui_message_stream_is_well_formed_for_any_run(run):
             assert chunk.id in open_text
             if chunk.type == "text-end":
                 open_text.remove(chunk.id)
-        elif chunk.type in ("tool-input-available", "tool-output-available", "error"):
+        elif chunk.type in TOOL_CHUNKS or chunk.type == "error":
             assert not open_text  # a text block is closed before any other part
             if chunk.type == "tool-input-available":
+                assert in_step
                 tool_calls.add(chunk.tool_call_id)
-            elif chunk.type == "tool-output-available" and resumed_after == 0:
-                assert chunk.tool_call_id in tool_calls
+            elif chunk.type in TOOL_CHUNKS and check_calls:
+                assert chunk.tool_call_id in tool_calls  # the client throws on a call it does not hold
     assert not in_step and not open_text
+    return parsed
+
+
+@settings(max_examples=300, deadline=None)
+@given(runs())
+def test_ui_message_stream_is_well_formed_for_any_run(run):
+    stored, resumed_after = run
+    datas = events(render(UI_MESSAGE_STREAM, a_run(), stored, resumed_after))
+    parsed = well_formed_ui_stream(
+        datas, opening="start" if resumed_after == 0 else "resumed", check_calls=resumed_after == 0
+    )
+    types = [chunk.type for chunk in parsed]
     assert "".join(c.delta for c in parsed if c.type == "text-delta") == texts_after(stored, resumed_after)
     if stored[-1].chunk.status in FAILED_STATUSES:
         assert types[-3:] == ["error", "finish-step", "finish"] and types.count("error") == 1
     else:
         assert types[-2:] == ["finish-step", "finish"] and "error" not in types
+
+
+@st.composite
+def runs_that_wait(draw) -> tuple[list[StoredChunk], list[RequiredAction]]:
+    """Any text/tool chunks, one step that ends in calls the client must answer (approvals, client
+    tools), the wait, then their results (approved, denied, client output or error), more chunks,
+    an optional error and usage, and the end."""
+    before = draw(st.lists(BODY_CHUNK, max_size=6))
+    ids = draw(st.lists(st.sampled_from(["w1", "w2", "w3"]), min_size=1, max_size=3, unique=True))
+    actions: list[RequiredAction] = []
+    calls, results = [], []
+    for call_id in ids:
+        if draw(st.booleans()):
+            actions.append(ApprovalAction(approval_id=f"apr_{call_id}", tool_call_id=call_id, name="calculator", input={}))
+            calls.append(ToolUseChunk(id=call_id, name="calculator", input={}))
+            denied = draw(st.booleans())
+            results.append(ToolResultChunk(id=call_id, output={"denied": True, "reason": "no"} if denied else 1,
+                                           is_error=denied))
+        else:
+            actions.append(ClientToolAction(tool_call_id=call_id, name="get_location", input={}))
+            calls.append(ToolUseChunk(id=call_id, name="get_location", input={}, executor="client"))
+            results.append(ToolResultChunk(id=call_id, output=draw(TEXTS), is_error=draw(st.booleans())))
+    wait = [*calls, StepEndChunk(step=1, model="claude-x", input_tokens=1, output_tokens=1),
+            RequiresActionChunk(actions=actions, expires_at=EXPIRES)]
+    (rest, _) = draw(runs())
+    return stored_run(*before, *wait, *results, *(c.chunk for c in rest)), actions  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(runs_that_wait())
+def test_a_run_that_waits_is_two_well_formed_responses_and_one_whole_replay(run):
+    stored, actions = run
+    wait_seq = next(c.seq for c in stored if isinstance(c.chunk, RequiresActionChunk))
+    end = stored[-1].chunk
+    approvals = sum(isinstance(action, ApprovalAction) for action in actions)
+
+    first = well_formed_ui_stream(
+        events(render(UI_MESSAGE_STREAM, waiting(*actions, last_seq=wait_seq), stored)), opening="start", check_calls=True
+    )
+    assert first[-1].finish_reason == "tool-calls"
+    assert [c.type for c in first].count("tool-approval-request") == approvals
+    continued = well_formed_ui_stream(
+        events(render(UI_MESSAGE_CONTINUATION, answered(*actions, last_seq=wait_seq), stored, wait_seq)),
+        opening="continued", check_calls=False,
+    )
+    assert "".join(c.delta for c in continued if c.type == "text-delta") == texts_after(stored, wait_seq)
+    assert [c.tool_call_id for c in continued[1 : 1 + len(actions)]] == [a.tool_call_id for a in actions]
+    replay = well_formed_ui_stream(
+        events(render(UI_MESSAGE_STREAM, answered(*actions, status=end.status, last_seq=wait_seq), stored)),
+        opening="start", check_calls=True,
+    )
+    assert "".join(c.delta for c in replay if c.type == "text-delta") == texts_after(stored, 0)
+    assert replay[-1].finish_reason == continued[-1].finish_reason != "tool-calls"
 
 
 @settings(max_examples=300, deadline=None)
@@ -628,6 +928,10 @@ def ui_message(role: str, *parts: dict, id: str = "m") -> dict:
 
 def text(value: str) -> dict:
     return {"type": "text", "text": value}
+
+
+def tool_part(call_id: str, state: str, **fields) -> dict:
+    return {"type": "tool-calculator", "toolCallId": call_id, "state": state, "input": {}, **fields}
 
 
 SEED001_BODY = {
@@ -711,11 +1015,150 @@ def test_seed001_task_over_the_run_limit_is_a_client_error():
         {"messages": [ui_message("user", text("hi"))], "approvalResponse": {"toolCallId": "t1", "approved": "yes"}},
         {"messages": [ui_message("user", text("hi"))], "approvalResponse": {"approved": True}},
         {"messages": [ui_message("user", text("hi"))], "onDisconnect": "never"},
+        {"messages": [ui_message("user", text("hi"))], "clientMcpTools": [{"name": "no spaces allowed"}]},
+        {"messages": [ui_message("user", text("hi"))], "approvalRequired": "calculator"},
+        # The assistant's message last, but answering nothing: neither a turn nor an answer.
+        {"messages": [ui_message("user", text("hi")), ui_message("assistant", tool_part("t1", "input-available"))]},
     ],
 )
 def test_seed001_bad_body_is_refused(body):
     with pytest.raises(ValidationError):
         UIChatStreamRequest.model_validate(body)
+
+
+def test_seed001_client_tools_and_approvals_go_into_the_run():
+    body = UIChatStreamRequest.model_validate({
+        "messages": [ui_message("user", text("Where am I? Use get_location."))],
+        "clientMcpTools": [{"name": "get_location", "description": "The city.", "inputSchema": {"type": "object"}}],
+        "approvalRequired": ["calculator"],
+    })
+    request = ui_message_stream.to_run_request(body, new_conversation_id=new_conversation)
+    assert request.model_dump(by_alias=True, include={"client_mcp_tools", "approval_required"}) == {
+        "clientMcpTools": [{"name": "get_location", "description": "The city.", "inputSchema": {"type": "object"}}],
+        "approvalRequired": ["calculator"],
+    }
+
+
+# --- seed 001: a follow-up that answers the waiting run --------------------------------------------
+def follow_up(*assistant_parts: dict, **body) -> UIChatStreamRequest:
+    """What `DefaultChatTransport` posts after `addToolApprovalResponse`/`addToolOutput`: the
+    history, the assistant message last."""
+    messages = [ui_message("user", text("What is 1+1?"), id="m1"), ui_message("assistant", *assistant_parts, id="msg_abc")]
+    return UIChatStreamRequest.model_validate({"messages": messages, "conversationId": CONVERSATION, **body})
+
+
+APPROVAL_RESPONDED = tool_part("t1", "approval-responded", approval={"id": "apr_1", "approved": True, "reason": "fine"})
+
+
+@pytest.mark.parametrize(
+    ("body", "run", "expected"),
+    [
+        pytest.param(
+            follow_up({"type": "step-start"}, APPROVAL_RESPONDED), waiting(APPROVAL),
+            RunAnswers(decisions=[ApprovalDecision(approval_id="apr_1", approved=True, reason="fine")]),
+            id="AI SDK approval, by approval id",
+        ),
+        pytest.param(
+            follow_up(tool_part("t1", "input-available"), approvalResponse={"toolCallId": "t1", "approved": False}),
+            waiting(APPROVAL),
+            RunAnswers(decisions=[ApprovalDecision(approval_id="apr_1", approved=False)]),
+            id="seed 001 approvalResponse, by tool call id",
+        ),
+        pytest.param(
+            follow_up(tool_part("t2", "output-available", output={"city": "Lisbon"})), waiting(LOCATION),
+            RunAnswers(outputs=[ToolOutput(tool_call_id="t2", output={"city": "Lisbon"})]),
+            id="AI SDK client tool output",
+        ),
+        pytest.param(
+            follow_up(tool_part("t2", "output-error", errorText="No permission.")), waiting(LOCATION),
+            RunAnswers(outputs=[ToolOutput(tool_call_id="t2", output="No permission.", is_error=True)]),
+            id="AI SDK client tool error",
+        ),
+        pytest.param(
+            follow_up(APPROVAL_RESPONDED, tool_part("t2", "output-available", output=1), tool_part("t9", "output-available")),
+            waiting(APPROVAL, LOCATION),
+            RunAnswers(outputs=[ToolOutput(tool_call_id="t2", output=1)],
+                       decisions=[ApprovalDecision(approval_id="apr_1", approved=True, reason="fine")]),
+            id="both kinds at once; a part the run did not ask about is ignored",
+        ),
+        pytest.param(
+            follow_up(APPROVAL_RESPONDED), answered(APPROVAL, status=RunStatus.SUCCEEDED),
+            RunAnswers(decisions=[ApprovalDecision(approval_id="apr_1", approved=True, reason="fine")]),
+            id="a retry after the run moved on: the same answers, for the service to accept again",
+        ),
+    ],
+)
+def test_follow_up_answers_are_matched_to_what_the_run_asked_for(body, run, expected):
+    assert waiting_conversation(body) == CONVERSATION
+    assert follow_up_answers(body, run) == expected
+
+
+def test_answers_in_an_older_assistant_message_do_not_count():
+    # Tool call ids repeat across runs ("toolu_scripted_1"): only the last assistant message answers.
+    old_answer = ui_message("assistant", tool_part("t2", "output-available", output="old"), id="a0")
+    body = UIChatStreamRequest.model_validate({
+        "messages": [ui_message("user", text("Where?"), id="m0"), old_answer, ui_message("user", text("1+1?"), id="m1"),
+                     ui_message("assistant", APPROVAL_RESPONDED, tool_part("t2", "input-available"), id="a1")],
+        "conversationId": CONVERSATION,
+    })  # fmt: skip
+    assert follow_up_answers(body, waiting(APPROVAL, LOCATION)) == RunAnswers(
+        decisions=[ApprovalDecision(approval_id="apr_1", approved=True, reason="fine")]
+    )
+
+
+def test_a_new_turn_is_no_follow_up_and_needs_no_lookup():
+    body = UIChatStreamRequest.model_validate(SEED001_BODY | {"approvalResponse": None})
+    assert waiting_conversation(body) is None
+    assert follow_up_answers(body, waiting(APPROVAL)) is None
+
+
+@pytest.mark.parametrize(
+    ("run", "expected"),
+    [
+        pytest.param(waiting(APPROVAL), RunAnswers(decisions=[ApprovalDecision(approval_id="apr_1", approved=True)]),
+                     id="the run still waits: the answer comes first"),
+        pytest.param(answered(APPROVAL, status=RunStatus.SUCCEEDED), None, id="the run moved on: the turn starts a run"),
+        pytest.param(None, None, id="nothing to answer: the turn starts a run"),
+    ],
+)
+def test_a_new_turn_sent_with_seed001s_approval_response(run, expected):
+    body = UIChatStreamRequest.model_validate({
+        "messages": [ui_message("user", text("And 2+2?"))], "conversationId": CONVERSATION,
+        "approvalResponse": {"toolCallId": "t1", "approved": True},
+    })  # fmt: skip
+    assert follow_up_answers(body, run) == expected
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        pytest.param(None, id="no run in the conversation"),
+        pytest.param(a_run(status=RunStatus.SUCCEEDED), id="a run that never waited"),
+        pytest.param(waiting(SECOND_APPROVAL), id="a run waiting for something else"),
+    ],
+)
+def test_an_answer_to_nothing_waiting_is_not_waiting(run):
+    with pytest.raises(NotWaitingError):
+        follow_up_answers(follow_up(APPROVAL_RESPONDED), run)
+
+
+def test_an_answer_needs_its_conversation():
+    with pytest.raises(InvalidRequestError, match="conversationId"):
+        waiting_conversation(follow_up(APPROVAL_RESPONDED, conversationId=None))
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        pytest.param({"type": "tool-calculator", "state": "output-available", "output": 1}, id="no toolCallId"),
+        pytest.param(tool_part("t1", "approval-responded", approval={"id": "apr_1", "approved": "yes"}), id="approved not a bool"),
+        pytest.param(tool_part("t1", "approval-responded", approval={"id": "apr_1", "approved": False, "reason": "x" * 2001}),
+                     id="reason too long"),
+    ],
+)  # fmt: skip
+def test_a_malformed_answer_is_a_client_error(part):
+    with pytest.raises(InvalidRequestError):
+        follow_up_answers(follow_up(part), waiting(APPROVAL))
 
 
 def test_seed002_body_picks_the_agent_by_id_and_remembers_the_session():

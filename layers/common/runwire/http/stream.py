@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio
 from fastapi import FastAPI, Query, Request, Response
@@ -19,25 +19,22 @@ from pydantic import Field
 
 from ..adapters.tokens import JWTVerifier
 from ..core.actions import ActionService
-from ..core.models import Caller, RunRecord, RunRequest, StoredChunk
+from ..core.models import ApprovalDecision, Caller, RunRecord, RunRequest, RunStatus, StoredChunk, ToolOutput
 from ..core.ports import Clock, RunStore
 from ..core.reading import RunReader, parse_resume_point
 from ..core.run_service import RunService
 from ..core.tailing import KeepAlive, PollPolicy, tail_chunks
-from ..errors import InvalidRequestError, RunConflictError, RunNotFoundError
+from ..errors import InvalidRequestError, NotWaitingError, RunConflictError, RunNotFoundError
 from ..formats.base import StreamContext, StreamFormat
 from ..formats.ui_message_stream import UI_MESSAGE_STREAM
 from .auth import CallerDep
 from .errors import install_error_handlers
-from .surfaces import add_surface_routes
+from .surfaces import OnDisconnect, add_surface_routes
 
 After = Annotated[int | None, Query(ge=0, description="Replay the events after this seq")]
 Format = Annotated[str | None, Query(alias="format", description="Wire format; default `runwire` (seed 000)")]
 
 log = logging.getLogger("runwire.stream")
-
-OnDisconnect = Literal["cancel", "continue"]
-
 
 class StreamRunRequest(RunRequest):
     """`POST /v1/runs/stream`: a run request; the run is streamed in the same response."""
@@ -150,20 +147,54 @@ class RunStreamer:
             headers=stream_headers(fmt, context),
         )
 
-
     async def one_shot(
         self, caller: Caller, request: RunRequest, fmt: StreamFormat, on_disconnect: OnDisconnect
     ) -> Response:
         """Create the run and stream it in this response."""
+        run = await anyio.to_thread.run_sync(self._deps.runs.start, caller, request)
+        return self._follow(caller, run, fmt, StreamContext(run=run), on_disconnect)
+
+    async def active_run(self, caller: Caller, conversation_id: str) -> RunRecord | None:
+        """The conversation's latest run (the one a follow-up request may answer)."""
+        return await anyio.to_thread.run_sync(self._deps.runs.active_run, caller, conversation_id)
+
+    async def answer(
+        self, caller: Caller, run: RunRecord, *, outputs: list[ToolOutput], decisions: list[ApprovalDecision],
+        fmt: StreamFormat, on_disconnect: OnDisconnect,
+    ) -> Response:
+        """Record the client's answers to the run's wait, then stream the rest of the run in this
+        response: from just after the wait, or, while it still waits for other answers, the wait
+        itself again (what is left to answer). The same answers again (a retry) stream the same."""
+        answered = await anyio.to_thread.run_sync(self._record_answers, caller, run.run_id, outputs, decisions)
+        still_waiting = answered.status is RunStatus.REQUIRES_ACTION
+        context = StreamContext(run=answered, resumed_after=answered.last_seq - 1 if still_waiting else answered.last_seq)
+        return self._follow(caller, answered, fmt, context, on_disconnect)
+
+    def _record_answers(
+        self, caller: Caller, run_id: str, outputs: list[ToolOutput], decisions: list[ApprovalDecision]
+    ) -> RunRecord:
+        actions = self._deps.actions
+        recorded = None
+        if decisions:
+            recorded = actions.submit_decisions(caller, run_id, decisions).run
+        if outputs:
+            recorded = actions.submit_tool_outputs(caller, run_id, outputs).run
+        if recorded is None:
+            raise NotWaitingError(f"the request answers nothing run {run_id!r} is waiting for")
+        return recorded
+
+    def _follow(
+        self, caller: Caller, run: RunRecord, fmt: StreamFormat, context: StreamContext, on_disconnect: OnDisconnect
+    ) -> Response:
+        """Stream the run in this response; if the client leaves first, cancel the run, unless
+        `on_disconnect` is `continue`."""
         runs = self._deps.runs
-        run = await anyio.to_thread.run_sync(runs.start, caller, request)
-        context = StreamContext(run=run)
 
         async def abandoned() -> None:
             if on_disconnect != "cancel":
-                log.info("client left a one-shot stream; the run continues", extra={"run_id": run.run_id})
+                log.info("client left its stream; the run continues", extra={"run_id": run.run_id})
                 return
-            log.info("client left a one-shot stream; cancelling the run", extra={"run_id": run.run_id})
+            log.info("client left its stream; cancelling the run", extra={"run_id": run.run_id})
             try:
                 await anyio.to_thread.run_sync(runs.cancel, caller, run.run_id)
             except (RunConflictError, RunNotFoundError):
@@ -223,7 +254,7 @@ def create_stream_app(deps: StreamDependencies) -> FastAPI:
         disconnects the run is cancelled, unless `onDisconnect` is `continue`."""
         return await streamer.one_shot(caller, body.run_request(), streamer.pick_format(format_name), body.on_disconnect)
 
-    add_surface_routes(app, streamer.one_shot, deps.runs.catalog)
+    add_surface_routes(app, streamer, deps.runs.catalog)
 
     @app.get("/api/agent/chat/{conversation_id}/stream", tags=["seed 001"], response_class=StreamingResponse)
     async def resume_chat(conversation_id: str, caller: CallerDep) -> Response:

@@ -2,6 +2,10 @@
 
 Each surface is a module in `runwire/formats/` (its request model, the adapter to a `RunRequest`,
 its encoder) plus one row here. Adding a fifth surface touches that folder and this table.
+
+A surface whose requests may also answer a run that waits for its client (seed 001: a tool
+approval or a client tool's output, sent as the conversation's next request) names how in its
+`follow_ups`: such a request continues the waiting run instead of starting one.
 """
 
 # No `from __future__ import annotations` here, on purpose: FastAPI reads each endpoint's body
@@ -10,19 +14,48 @@ its encoder) plus one row here. Adding a fifth surface touches that folder and t
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Protocol, Union
 
 from fastapi import FastAPI, Response
 from pydantic import Discriminator, Tag
 
 from ..core.agents import AgentCatalog
-from ..core.models import RunRequest
+from ..core.models import ApprovalDecision, Caller, RunRecord, RunRequest, ToolOutput
 from ..core.run_service import new_conversation_id
 from ..errors import RunwireError, UnknownAgentError
 from ..formats import chat_events, content_final, ui_message_stream
 from ..formats.base import StreamFormat
 from .auth import CallerDep
 from .errors import error_response, status_for
+
+OnDisconnect = Literal["cancel", "continue"]
+
+
+class SurfaceStreams(Protocol):
+    """What the surface routes need of the stream app (`RunStreamer`)."""
+
+    async def one_shot(
+        self, caller: Caller, request: RunRequest, fmt: StreamFormat, on_disconnect: OnDisconnect
+    ) -> Response: ...
+
+    async def active_run(self, caller: Caller, conversation_id: str) -> RunRecord | None: ...
+
+    async def answer(
+        self, caller: Caller, run: RunRecord, *, outputs: list[ToolOutput], decisions: list[ApprovalDecision],
+        fmt: StreamFormat, on_disconnect: OnDisconnect,
+    ) -> Response: ...
+
+
+@dataclass(frozen=True)
+class FollowUps:
+    """How a surface's request may answer its conversation's waiting run."""
+
+    conversation: Callable[[Any], str | None]
+    """The conversation whose waiting run a request may answer; None: it can only start a run."""
+    answers: Callable[[Any, RunRecord | None], ui_message_stream.RunAnswers | None]
+    """What the request answers of that conversation's latest run; None: it starts a run instead."""
+    format: StreamFormat
+    """How the rest of the answered run is streamed."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +68,7 @@ class Surface:
     """On a path shared by several surfaces: whether a raw body is this surface's."""
     statuses: dict[type[RunwireError], int] = field(default_factory=dict)
     """Where this surface's documented status differs from the API's default."""
+    follow_ups: FollowUps | None = None
 
     def status_for(self, error: RunwireError) -> int:
         for error_type, status in self.statuses.items():
@@ -73,6 +107,11 @@ AI_SDK_CHAT = Surface(
         body, new_conversation_id=new_conversation_id
     ),
     format=ui_message_stream.UI_MESSAGE_STREAM,
+    follow_ups=FollowUps(
+        conversation=ui_message_stream.waiting_conversation,
+        answers=ui_message_stream.follow_up_answers,
+        format=ui_message_stream.UI_MESSAGE_CONTINUATION,
+    ),
 )
 
 AGENT_CHAT = Surface(
@@ -109,26 +148,58 @@ STREAM_ROUTES: tuple[SurfaceRoute, ...] = (
 )
 
 
-def surface_endpoint(route: SurfaceRoute, start_stream: Callable[..., Any], catalog: AgentCatalog) -> Callable[..., Any]:
+def surface_endpoint(route: SurfaceRoute, streams: SurfaceStreams, catalog: AgentCatalog) -> Callable[..., Any]:
     body_type = route.body_type()
 
     async def endpoint(body: body_type, caller: CallerDep) -> Response:  # type: ignore[valid-type]
         surface = route.surface_for(body)
+        on_disconnect = on_disconnect_of(body)
         try:
+            answered = await answer_follow_up(surface, body, caller, streams, on_disconnect)
+            if answered is not None:
+                return answered
             request = surface.to_run_request(body, catalog)
-            return await start_stream(caller, request, surface.format, getattr(body, "on_disconnect", "cancel"))  # type: ignore[no-any-return]
+            return await streams.one_shot(caller, request, surface.format, on_disconnect)
         except RunwireError as error:
             return error_response(error, surface.status_for(error))
 
     endpoint.__doc__ = route.summary + ". The run is cancelled when the client disconnects."
+    if any(surface.follow_ups for surface in route.surfaces):
+        endpoint.__doc__ += (
+            " A request that answers the conversation's waiting run (a tool approval, a client tool's"
+            " output) continues that run, streamed as the same assistant message, instead of starting one."
+        )
     return endpoint
 
 
-def add_surface_routes(app: FastAPI, start_stream: Callable[..., Any], catalog: AgentCatalog) -> None:
+def on_disconnect_of(body: Any) -> OnDisconnect:
+    """The body's `onDisconnect`, for surfaces that have one; otherwise the run stops with its client."""
+    return "continue" if getattr(body, "on_disconnect", "cancel") == "continue" else "cancel"
+
+
+async def answer_follow_up(
+    surface: Surface, body: Any, caller: Caller, streams: SurfaceStreams, on_disconnect: OnDisconnect
+) -> Response | None:
+    """The rest of the waiting run this request answers, streamed; None when it starts a run."""
+    follow_ups = surface.follow_ups
+    if follow_ups is None:
+        return None
+    conversation_id = follow_ups.conversation(body)
+    run = await streams.active_run(caller, conversation_id) if conversation_id is not None else None
+    answers = follow_ups.answers(body, run)
+    if answers is None or run is None:
+        return None
+    return await streams.answer(
+        caller, run, outputs=answers.outputs, decisions=answers.decisions,
+        fmt=follow_ups.format, on_disconnect=on_disconnect,
+    )
+
+
+def add_surface_routes(app: FastAPI, streams: SurfaceStreams, catalog: AgentCatalog) -> None:
     for route in STREAM_ROUTES:
         app.add_api_route(
             route.path,
-            surface_endpoint(route, start_stream, catalog),
+            surface_endpoint(route, streams, catalog),
             methods=["POST"],
             summary=route.summary,
             tags=list(route.tags),
