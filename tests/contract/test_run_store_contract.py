@@ -465,3 +465,36 @@ def test_an_undone_requeue_puts_the_run_back_in_the_sweeps_index(store_and_clock
                                                                    waiting.action_expires_at)
     overdue = store.overdue_waiting_runs(now=clock() + 120, limit=1000)
     assert ("acme", waiting.run_id) in overdue
+
+
+def test_a_running_run_with_a_cancel_requested_cannot_be_suspended(store_and_clock):
+    store, clock = store_and_clock
+    run = running_run(store, clock)
+    store.request_cancel("acme", run.run_id)
+    action = [pending_action(run.run_id, LOCATION)]
+    required = [RequiresActionChunk(actions=[action[0].action], expires_at="2027-01-15T09:00:00.000Z")]
+    with pytest.raises(ConditionFailedError):
+        store.suspend("acme", run.run_id, first_seq=1, chunks=required, actions=action,
+                      action_expires_at=clock() + 60, usage=None, expires_at=int(clock()) + 600)
+    assert store.read_chunks("acme", run.run_id, after=0, consistent=True) == []
+    assert store.get_run("acme", run.run_id).status is RunStatus.RUNNING
+
+
+def test_a_waiting_run_is_not_flagged_for_cancel_but_ended(store_and_clock):
+    store, clock = store_and_clock
+    waiting, _ = suspended_run(store, clock, LOCATION)
+    with pytest.raises(ConditionFailedError):
+        store.request_cancel("acme", waiting.run_id)
+
+
+def test_an_end_without_usage_keeps_the_usage_the_run_recorded(store_and_clock):
+    store, clock = store_and_clock
+    run = running_run(store, clock)
+    action = [pending_action(run.run_id, LOCATION)]
+    required = [RequiresActionChunk(actions=[action[0].action], expires_at="2027-01-15T09:00:00.000Z")]
+    usage = Usage(model="m", input_tokens=5, output_tokens=2)
+    store.suspend("acme", run.run_id, first_seq=1, chunks=required, actions=action,
+                  action_expires_at=clock() + 60, usage=usage, expires_at=int(clock()) + 600)
+    ended = store.finish("acme", run.run_id, RunStatus.CANCELLED, expected=RunStatus.REQUIRES_ACTION, end_seq=2,
+                         finished_at=clock(), usage=None, error=None)
+    assert ended.usage == usage and store.get_run("acme", run.run_id).usage == usage

@@ -28,6 +28,7 @@ from runwire.core.models import (
     ToolUseChunk,
     UsageChunk,
 )
+from runwire.core.ports import ToolCallRequested
 from runwire.core.run_service import RunService, RunServicePolicy
 from runwire.core.tools import default_tools
 from runwire.core.worker import Outcome, RunWorker, WorkerPolicy
@@ -514,3 +515,77 @@ def test_start_refuses_tools_a_run_cannot_have(waits, body):
     with pytest.raises(InvalidRequestError):
         waits.start(task="What is 6*7?", **body)
     assert waits.store._runs == {} and waits.queue.messages == []
+
+
+class CancelOnToolCall:
+    """A model that, as it asks for a tool, has the user press cancel: the cancel lands after the
+    writer's last check and before the run could suspend."""
+
+    name = "cancelling"
+
+    def __init__(self, inner, store) -> None:
+        self._inner, self._store = inner, store
+
+    def stream(self, request, cancellation):
+        for event in self._inner.stream(request, cancellation):
+            if isinstance(event, ToolCallRequested):
+                run_id = next(key[1] for key, run in self._store._runs.items() if run.status is RunStatus.RUNNING)
+                self._store.request_cancel(CALLER.org_id, run_id)
+            yield event
+
+
+def test_a_cancel_that_lands_just_before_a_wait_ends_the_run_cancelled_not_waiting(waits):
+    worker = RunWorker(
+        waits.store, CancelOnToolCall(ScriptedProvider(waits.clock, token_delay_seconds=0.001), waits.store),
+        default_catalog(), default_tools(waits.clock),
+        WorkerPolicy(max_run_seconds=30.0, cancel_check_seconds=60.0, coalescing=CoalescingPolicy(window_seconds=0.05)),
+        waits.clock,
+    )
+    run_id = waits.start(task="What is 4 * 4?", approvalRequired=["calculator"])
+    assert worker.process(waits.queue.messages[-1]) is Outcome.EXECUTED
+    run = waits.service.get(CALLER, run_id)
+    assert run.status is RunStatus.CANCELLED and run.actions is None
+    chunks = waits.chunks(run_id)
+    assert_one_terminal_sequence(chunks, RunStatus.CANCELLED)
+    assert [c.type for c in chunks] == ["tool_use", "step_end", "usage", "end"]
+
+
+def test_a_run_cancelled_between_its_answers_and_its_claim_runs_nothing(waits):
+    run_id = waits.start(task="What is 4 * 4?", approvalRequired=["calculator"])
+    assert waits.deliver(run_id) is Outcome.SUSPENDED
+    (action,) = waits.requested(run_id).actions
+    waits.actions.submit_decisions(CALLER, run_id, [ApprovalDecision(approval_id=action.approval_id, approved=True)])
+    waits.store.request_cancel(CALLER.org_id, run_id)  # queued: flagged before any worker claims it
+    assert waits.deliver(run_id) is Outcome.EXECUTED
+    chunks = waits.chunks(run_id)
+    assert not any(isinstance(c, ToolResultChunk) for c in chunks), "the approved tool never ran"
+    assert waits.service.get(CALLER, run_id).status is RunStatus.CANCELLED
+    assert [c.type for c in chunks[-2:]] == ["usage", "end"]
+
+
+def test_a_resumed_run_sees_the_history_it_began_with(waits):
+    from runwire.adapters.memory import InMemoryConversationStore
+
+    conversations = InMemoryConversationStore(waits.clock)
+    conversations.append_turn(CALLER.org_id, "c1", run_id="run_before", at=waits.clock() - 10,
+                              user="My name is Ada.", assistant="Nice to meet you, Ada.")
+    seen = []
+
+    class Recording(ScriptedProvider):
+        def stream(self, request, cancellation):
+            seen.append([m.text for m in request.messages])
+            return super().stream(request, cancellation)
+
+    worker = RunWorker(waits.store, Recording(waits.clock, token_delay_seconds=0.001), default_catalog(),
+                       default_tools(waits.clock), WorkerPolicy(cancel_check_seconds=0.05), waits.clock,
+                       conversations=conversations)
+    run_id = waits.start(task="Where am I? Use get_location.", clientMcpTools=[GET_LOCATION], conversationId="c1")
+    assert worker.process(waits.queue.messages[-1]) is Outcome.SUSPENDED
+    # Meanwhile another run of the conversation finishes.
+    conversations.append_turn(CALLER.org_id, "c1", run_id="run_meanwhile", at=waits.clock() + 1,
+                              user="Call me Bob.", assistant="Sure, Bob.")
+    call = waits.chunks(run_id)[0]
+    waits.actions.submit_tool_outputs(CALLER, run_id, [ToolOutput(tool_call_id=call.id, output="Paris")])
+    assert worker.process(waits.queue.messages[-1]) is Outcome.EXECUTED
+    assert seen[1][:2] == seen[0][:2] == ["My name is Ada.", "Nice to meet you, Ada."]
+    assert not any("Bob" in text for texts in seen for text in texts)

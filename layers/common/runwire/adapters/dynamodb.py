@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,6 +43,7 @@ CHUNK_PREFIX = "CHUNK#"
 SEQ_DIGITS = 10
 MAX_SEQ = 10**SEQ_DIGITS - 1
 
+EXTEND_PARALLELISM = 16
 WAITING_INDEX = "WaitingRuns"
 WAITING = "WAITING"
 
@@ -302,7 +304,8 @@ class DynamoDBRunStore:
         }
         with map_storage_errors():
             self._client.transact_write_items(TransactItems=[*puts, update])
-        return run.model_copy(update={"status": target, "finished_at": finished_at, "usage": usage, "error": error,
+        return run.model_copy(update={"status": target, "finished_at": finished_at,
+                                      "usage": usage if usage is not None else run.usage, "error": error,
                                       "action_expires_at": None})
 
     def _chunk_puts(
@@ -356,9 +359,10 @@ class DynamoDBRunStore:
                 "TableName": self._table,
                 "Key": {"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}},
                 "UpdateExpression": "SET " + ", ".join(assignments),
-                "ConditionExpression": f"{RUN_IS_LIVE} AND #status = :running",
+                # A cancel that landed while the worker was on its way to suspend wins.
+                "ConditionExpression": f"{RUN_IS_LIVE} AND #status = :running AND cancelRequested <> :true",
                 "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
+                "ExpressionAttributeValues": {**values, ":true": {"BOOL": True}},
             }
         }
         puts = self._chunk_puts(org_id, run_id, first_seq, chunks, expires_at, now)
@@ -400,7 +404,7 @@ class DynamoDBRunStore:
         return RunStatus(item["status"]["S"]), item.get("cancelRequested", {}).get("BOOL", False)
 
     def extend_chunks(self, org_id: str, run_id: str, *, through_seq: int, expires_at: int) -> None:
-        for seq in range(1, through_seq + 1):
+        def extend(seq: int) -> None:
             try:
                 with map_storage_errors():
                     self._client.update_item(
@@ -411,7 +415,12 @@ class DynamoDBRunStore:
                         ExpressionAttributeValues={":expiresAt": _number(expires_at)},
                     )
             except ConditionFailedError:
-                continue  # kept that long already (or not written: nothing to keep)
+                pass  # kept that long already (or not written: nothing to keep)
+
+        # One UpdateItem a chunk (DynamoDB has no batch update), EXTEND_PARALLELISM at a time: a
+        # long stretch of work before a wait has hundreds of chunks.
+        with ThreadPoolExecutor(max_workers=EXTEND_PARALLELISM) as pool:
+            list(pool.map(extend, range(1, through_seq + 1)))
 
     def overdue_waiting_runs(self, *, now: float, limit: int, since: float = 0.0) -> list[tuple[str, str]]:
         with map_storage_errors():

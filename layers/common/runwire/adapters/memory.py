@@ -79,7 +79,7 @@ class InMemoryRunStore:
     def request_cancel(self, org_id: str, run_id: str) -> RunRecord:
         with self._lock:
             run = self._live(org_id, run_id)
-            if run.status.is_terminal:
+            if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
                 raise ConditionFailedError(f"run {run_id} is {run.status.value}")
             updated = run.model_copy(update={"cancel_requested": True})
             self._runs[(org_id, run_id)] = updated
@@ -118,14 +118,19 @@ class InMemoryRunStore:
     ) -> RunRecord:
         with self._lock:
             run = self._live(org_id, run_id)
-            if run.status is not RunStatus.RUNNING or not self._seqs_free(org_id, run_id, first_seq, len(chunks)):
+            if (
+                run.status is not RunStatus.RUNNING
+                or run.cancel_requested
+                or not self._seqs_free(org_id, run_id, first_seq, len(chunks))
+            ):
                 raise ConditionFailedError(f"run {run_id} is {run.status.value}; it cannot wait")
             now = self._clock()
             for offset, chunk in enumerate(chunks):
                 self._put_chunk(org_id, run_id, first_seq + offset, chunk, expires_at, now)
             updated = run.model_copy(update={
                 "status": RunStatus.REQUIRES_ACTION, "actions": [a.model_copy(deep=True) for a in actions],
-                "action_expires_at": action_expires_at, "usage": usage, "expires_at": expires_at,
+                "action_expires_at": action_expires_at, "usage": usage if usage is not None else run.usage,
+                "expires_at": expires_at,
                 "last_seq": first_seq + len(chunks) - 1,
             })
             self._runs[(org_id, run_id)] = updated
@@ -188,7 +193,8 @@ class InMemoryRunStore:
             for offset, chunk in enumerate(written):
                 self._put_chunk(org_id, run_id, end_seq + offset, chunk, run.expires_at, finished_at)
             updated = run.model_copy(
-                update={"status": target, "finished_at": finished_at, "usage": usage, "error": error,
+                update={"status": target, "finished_at": finished_at,
+                        "usage": usage if usage is not None else run.usage, "error": error,
                         "action_expires_at": None}
             )
             self._runs[(org_id, run_id)] = updated

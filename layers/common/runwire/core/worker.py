@@ -21,7 +21,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 
-from ..errors import ConditionFailedError, ModelError, UnknownAgentError
+from ..errors import ConditionFailedError, ModelError, StorageError, UnknownAgentError
 from .agents import AgentCatalog, AgentDefinition
 from .cancellation import CancellationToken
 from .chunks import ChunkWriter, CoalescingPolicy
@@ -111,6 +111,12 @@ class RunWorker:
         except ConditionFailedError:
             return self._claim_lost(message, now)
         log.info("claimed run; starting agent %s", claimed.agent_id, extra={"run_id": claimed.run_id})
+        if claimed.cancel_requested:
+            # Cancelled while it was being handed over (e.g. between its answers and this claim):
+            # nothing runs, not even an approved tool.
+            self._ending.finish(claimed, next_seq=claimed.last_seq + 1, held=[], status=RunStatus.CANCELLED,
+                                error=None, usage=claimed.usage, now=self._clock())
+            return Outcome.EXECUTED
         return self._execute(claimed)
 
     def _claim_lost(self, message: RunMessage, now: float) -> Outcome:
@@ -173,8 +179,7 @@ class RunWorker:
             writer.latest_usage(events)
         writer.drain()
         if isinstance(stop, Suspend):
-            self._suspend(run, writer, stop)
-            return Outcome.SUSPENDED
+            return self._suspend_or_end(run, writer, stop)
         self._finish(run, writer, transcript, stop)
         return Outcome.EXECUTED
 
@@ -234,6 +239,24 @@ class RunWorker:
         state = self._store.cancel_state(run.org_id, run.run_id)
         return state is None or state[1]
 
+    def _suspend_or_end(self, run: RunRecord, writer: RunWriter, stop: Suspend) -> Outcome:
+        """Wait for the client; or end the run, if a cancel landed first or the wait cannot be stored."""
+        try:
+            self._suspend(run, writer, stop)
+            return Outcome.SUSPENDED
+        except ConditionFailedError:
+            state = self._store.cancel_state(run.org_id, run.run_id)
+            if state is None or not state[1]:
+                raise
+            log.info("cancelled on its way to waiting for its client", extra={"run_id": run.run_id})
+            status, error = RunStatus.CANCELLED, None
+        except StorageError as exc:
+            log.exception("could not store what the run waits for; ending it as failed", extra={"run_id": run.run_id})
+            status, error = RunStatus.FAILED, RunError(code="wait_not_stored", message=f"The run could not wait for its client: {exc.message}")
+        self._ending.finish(run, next_seq=writer.chunks.next_seq, held=writer.state.held, status=status,
+                            error=error, usage=usage_of_run(writer.state.usage), now=self._clock())
+        return Outcome.EXECUTED
+
     def _suspend(self, run: RunRecord, writer: RunWriter, stop: Suspend) -> None:
         now = self._clock()
         action_expires_at = now + self._policy.action_timeout_seconds
@@ -282,7 +305,9 @@ class RunWorker:
         recent = self._conversations.recent_messages(
             run.org_id, request.conversation_id, limit=self._policy.history_messages
         )
-        return [HistoryMessage(role=m.role, content=m.content) for m in recent]
+        # Only what came before this run: a run carried on after a wait sees the history it began
+        # with, even if the conversation moved on meanwhile (the log is the source of truth).
+        return [HistoryMessage(role=m.role, content=m.content) for m in recent if m.created_at < run.created_at]
 
     def _remember_turn(self, run: RunRecord, reply: str) -> None:
         if run.request.conversation_id is None or self._conversations is None:
