@@ -188,13 +188,27 @@ def test_partial_answers_are_stored_but_do_not_requeue(answering):
     assert stored.actions[0].output.output == "Paris"
 
 
-def test_the_same_answer_after_the_run_resumed_is_accepted_without_a_second_message(answering):
+def test_the_same_answer_while_the_run_is_still_queued_sends_its_message_again(answering):
+    # The answering process may have died between re-queuing the run and sending its message: a
+    # retried answer must not leave the run queued with no message. A duplicate is harmless (the
+    # worker's claim is conditional on `queued`).
     store, queue, actions, clock = answering
     run = suspend_new_run(store, clock, LOCATION)
     output = ToolOutput(tool_call_id="toolu_1", output="Paris")
     assert actions.submit_tool_outputs(CALLER, run.run_id, [output]).resumed
     again = actions.submit_tool_outputs(CALLER, run.run_id, [output])
     assert not again.resumed and again.run.status is RunStatus.QUEUED
+    assert len(queue.messages) == 2
+
+
+def test_the_same_answer_after_a_worker_took_the_run_sends_nothing(answering):
+    store, queue, actions, clock = answering
+    run = suspend_new_run(store, clock, LOCATION)
+    output = ToolOutput(tool_call_id="toolu_1", output="Paris")
+    assert actions.submit_tool_outputs(CALLER, run.run_id, [output]).resumed
+    store.transition(CALLER.org_id, run.run_id, RunStatus.RUNNING)
+    again = actions.submit_tool_outputs(CALLER, run.run_id, [output])
+    assert not again.resumed and again.run.status is RunStatus.RUNNING
     assert len(queue.messages) == 1
     with pytest.raises(NotWaitingError):
         actions.submit_tool_outputs(CALLER, run.run_id, [ToolOutput(tool_call_id="toolu_1", output="Lyon")])
@@ -265,3 +279,14 @@ def test_an_answer_to_a_cancelled_run_is_not_waiting(answering):
         actions.submit_tool_outputs(CALLER, run.run_id, [ToolOutput(tool_call_id="toolu_1", output="Paris")])
     assert queue.messages == []
 
+
+
+def test_answers_too_large_to_keep_on_the_run_are_refused_and_nothing_is_recorded(answering):
+    from runwire.errors import RequestTooLargeError
+
+    store, queue, actions, clock = answering
+    run = suspend_new_run(store, clock, LOCATION)
+    huge = ToolOutput(tool_call_id="toolu_1", output="x" * 70_000)
+    with pytest.raises(RequestTooLargeError):
+        actions.submit_tool_outputs(CALLER, run.run_id, [huge])
+    assert not store.get_run(CALLER.org_id, run.run_id).actions[0].answered and queue.messages == []

@@ -17,7 +17,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import ConditionFailedError, NotWaitingError, QueueUnavailableError, RunConflictError
+from ..errors import (
+    ConditionFailedError,
+    NotWaitingError,
+    QueueUnavailableError,
+    RequestTooLargeError,
+    RunConflictError,
+)
 from .ending import ACTION_TIMED_OUT, approval_id, end_stopped_run, input_hash, is_overdue
 from .models import (
     ApprovalAction,
@@ -72,6 +78,20 @@ def apply_decisions(run: RunRecord, decisions: list[ApprovalDecision]) -> list[P
     return actions
 
 
+MAX_ACTIONS_BYTES = 64_000
+"""The pending actions and their answers live on the run's item, beside its request (DynamoDB items
+hold 400 KB): larger answers belong in a file or behind a URL."""
+
+
+def check_size(actions: list[PendingAction]) -> None:
+    size = sum(len(action.model_dump_json(by_alias=True, exclude_none=True).encode()) for action in actions)
+    if size > MAX_ACTIONS_BYTES:
+        raise RequestTooLargeError(
+            f"the answers come to {size:,} bytes with what the run asked; at most {MAX_ACTIONS_BYTES:,} are kept "
+            "(send large results by reference, e.g. a URL)"
+        )
+
+
 def _find(actions: list[PendingAction], matches: Callable[[PendingAction], bool]) -> int | None:
     return next((i for i, action in enumerate(actions) if matches(action)), None)
 
@@ -113,9 +133,15 @@ class ActionService:
             if run.actions is None:
                 raise NotWaitingError(f"run {run_id!r} is {run.status.value}; it has asked its client for nothing")
             updated = apply(run)
+            check_size(updated)
             complete = all(action.answered for action in updated)
             if run.status is not RunStatus.REQUIRES_ACTION:
                 if updated == run.actions:
+                    if run.status is RunStatus.QUEUED and complete:
+                        # The answers re-queued it, but the message may never have been sent (the
+                        # answering process died in between): send it again. A second message for
+                        # a run already claimed is dropped by the claim's condition.
+                        self._queue.enqueue(RunMessage(run_id=run.run_id, org_id=run.org_id))
                     return AnswerResult(run, resumed=False)  # the same answer again, after the run moved on
                 raise NotWaitingError(f"run {run_id!r} is {run.status.value}; it is not waiting for an answer")
             if updated == run.actions and not complete:
@@ -178,8 +204,13 @@ class WaitSweeper:
             progressed = 0
             for org_id, run_id in overdue:
                 run = self._store.get_run(org_id, run_id)
-                if run is not None and expire_overdue(self._store, run, self._clock()).status is RunStatus.EXPIRED:
+                if run is None or not is_overdue(run, self._clock()):
+                    continue  # gone, answered or ended meanwhile (the index lags the table)
+                try:
+                    end_stopped_run(self._store, run, RunStatus.EXPIRED, ACTION_TIMED_OUT, self._clock())
                     progressed += 1
+                except ConditionFailedError:
+                    continue  # a reader, a cancel or an answer got there first
             ended += progressed
             if len(overdue) < self._batch or progressed == 0:
                 return ended
