@@ -26,6 +26,8 @@ def imported_modules(path: Path) -> set[str]:
                 names.add("runwire." + parts[1])  # `from runwire.adapters import x` is an edge import too
         elif isinstance(node, ast.ImportFrom) and node.level >= 2 and node.module:
             names.add("runwire." + node.module.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.level >= 2:  # `from .. import adapters`
+            names.update("runwire." + alias.name for alias in node.names)
     return names
 
 
@@ -40,8 +42,8 @@ def test_core_modules_import_nothing_from_the_edges():
 
 def test_the_purity_check_would_catch_an_import(tmp_path):
     sample = tmp_path / "sample.py"
-    sample.write_text("import boto3\nfrom ..adapters import dynamodb\n")
-    assert {"boto3", "runwire.adapters"} <= imported_modules(sample)
+    sample.write_text("import boto3\nfrom ..adapters import dynamodb\nfrom .. import wiring\n")
+    assert {"boto3", "runwire.adapters", "runwire.wiring"} <= imported_modules(sample)
 
 
 def test_the_purity_check_would_catch_an_absolute_import(tmp_path):

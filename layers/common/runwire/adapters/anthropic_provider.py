@@ -191,7 +191,9 @@ def anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
 def _content(message: Message) -> str | list[dict[str, Any]]:
     if len(message.blocks) == 1 and isinstance(message.blocks[0], TextBlock):
         return message.blocks[0].text
-    return [_block(block) for block in message.blocks]
+    # The API refuses text blocks of only whitespace (e.g. the "\n\n" a model writes before a tool call).
+    blocks = [b for b in message.blocks if not (isinstance(b, TextBlock) and not b.text.strip())]
+    return [_block(block) for block in blocks or message.blocks]
 
 
 def _block(block: Block) -> dict[str, Any]:
