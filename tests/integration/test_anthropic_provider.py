@@ -19,9 +19,9 @@ from runwire.adapters.anthropic_provider import AnthropicProvider
 from runwire.core.cancellation import CancellationToken
 from runwire.core.models import RunRecord, RunRequest, RunStatus, ToolResultChunk
 from runwire.core.ports import ModelEvent, ModelRequest, TextDelta, ToolCallRequested, ToolSpec, TurnEnded, UsageUpdated
-from runwire.core.stepper import RunTools, RunUsage, Stepper
+from runwire.core.stepper import RunTools, Stepper
 from runwire.core.tools import calculator_tool
-from runwire.core.transcript import Message, TextBlock, TranscriptBuilder, opening_messages
+from runwire.core.transcript import Message, TextBlock, TokenUsage, TranscriptBuilder, opening_messages
 from runwire.errors import (
     ModelOverloadedError,
     ModelRateLimitedError,
@@ -198,7 +198,7 @@ def test_stepper_completes_a_calculator_round_trip_and_sends_the_tool_result_bac
     (tool_result,) = second[2]["content"]
     assert tool_result["type"] == "tool_result" and tool_result["tool_use_id"] == "toolu_calc"
     assert json.loads(tool_result["content"])["result"] == 395
-    usage = [event for event in emitted if isinstance(event, RunUsage)]
+    usage = [event for event in emitted if isinstance(event, TokenUsage)]
     first_call_input = estimate_input_tokens(server.requests[0].body)
     second_call_input = estimate_input_tokens(server.requests[1].body)
     assert usage[-1].input_tokens == first_call_input + second_call_input, "usage is summed over both calls"

@@ -34,7 +34,7 @@ from .models import (
     UsageChunk,
 )
 from .ports import RunStore
-from .transcript import StepUsage, ToolCallBlock
+from .transcript import TokenUsage, ToolCallBlock
 
 ACTION_TIMED_OUT = RunError(
     code="action_timed_out", message="The run waited for its client's answer longer than it may, and has expired."
@@ -71,7 +71,7 @@ def iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def usage_of(total: StepUsage | None) -> Usage | None:
+def usage_of(total: TokenUsage | None) -> Usage | None:
     if total is None:
         return None
     return Usage(model=total.model, input_tokens=total.input_tokens, output_tokens=total.output_tokens)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from .chunks import ChunkWriter, CoalescingPolicy, TextCoalescer
 from .models import Chunk, PendingAction, RunError, RunStatus, TextChunk, ToolResultChunk, ToolUseChunk
 from .ports import Clock, TextDelta
-from .stepper import RunUsage, StepEnded, Suspended
+from .stepper import StepEnded, Suspended
+from .transcript import TokenUsage
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ log = logging.getLogger("runwire.writer")
 
 @dataclass
 class WriterState:
-    usage: RunUsage | None = None
+    usage: TokenUsage | None = None
     held: list[Chunk] = field(default_factory=list)
     tokens_seen: int = 0
 
@@ -61,7 +62,7 @@ class RunWriter:
         max_run_seconds: float,
         cancel_check_seconds: float,
         cancel_requested: Callable[[], bool],
-        usage: RunUsage | None = None,
+        usage: TokenUsage | None = None,
     ) -> None:
         self.chunks = chunks
         self._coalescer = TextCoalescer(coalescing)
@@ -113,7 +114,7 @@ class RunWriter:
                 event = events.get_nowait()
             except queue.Empty:
                 return
-            if isinstance(event, RunUsage):
+            if isinstance(event, TokenUsage):
                 self.state.usage = event
 
     # -------------------------------------------------------------------------------------------
@@ -129,7 +130,7 @@ class RunWriter:
         elif isinstance(event, StepEnded):
             self.drain()
             self.state.held.append(event.chunk)
-        elif isinstance(event, RunUsage):
+        elif isinstance(event, TokenUsage):
             self.state.usage = event
         elif isinstance(event, Suspended):
             return Suspend(event.actions)

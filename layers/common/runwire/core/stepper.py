@@ -42,20 +42,11 @@ from .ports import (
     UsageUpdated,
 )
 from .tools import ServerTool, ToolContext, ToolOutcome, run_tool
-from .transcript import StepUsage, ToolCallBlock, TranscriptBuilder
+from .transcript import TokenUsage, ToolCallBlock, TranscriptBuilder
 
 log = logging.getLogger("runwire.stepper")
 
 INTERRUPTED = ToolOutcome({"error": "interrupted: the tool call was cut off before it returned"}, is_error=True)
-
-
-@dataclass(frozen=True)
-class RunUsage:
-    """Cumulative over every model call of the run, across its waits."""
-
-    model: str
-    input_tokens: int
-    output_tokens: int
 
 
 @dataclass(frozen=True)
@@ -70,7 +61,7 @@ class Suspended:
     actions: list[PendingAction]
 
 
-StepperEvent = TextDelta | ToolUseChunk | ToolResultChunk | StepEnded | RunUsage | Suspended
+StepperEvent = TextDelta | ToolUseChunk | ToolResultChunk | StepEnded | TokenUsage | Suspended
 
 
 def build_system_prompt(agent: AgentDefinition, request: RunRequest) -> str:
@@ -157,7 +148,7 @@ class Stepper:
         """One model call. Returns the tool calls it asked for (none: the model answered)."""
         request = ModelRequest(**{**self._base.__dict__, "messages": transcript.transcript()})
         earlier = transcript.usage
-        step_usage = StepUsage(self._base.model)
+        step_usage = TokenUsage(self._base.model)
         calls: list[ToolCallBlock] = []
         turn: TurnEnded | None = None
         for event in self._provider.stream(request, cancellation):
@@ -170,9 +161,9 @@ class Stepper:
                 calls.append(ToolCallBlock(chunk.id, chunk.name, chunk.input, chunk.executor,
                                            needs_approval=self._needs_approval(chunk)))
             elif isinstance(event, UsageUpdated):
-                step_usage = StepUsage(event.model, event.input_tokens, event.output_tokens)
-                total = (earlier or StepUsage(event.model)).plus(event.model, event.input_tokens, event.output_tokens)
-                out.emit(RunUsage(total.model, total.input_tokens, total.output_tokens))
+                step_usage = TokenUsage(event.model, event.input_tokens, event.output_tokens)
+                total = (earlier or TokenUsage(event.model)).plus(event.model, event.input_tokens, event.output_tokens)
+                out.emit(total)  # the run's usage so far, every step of it
             elif isinstance(event, TurnEnded):
                 turn = event
         if cancellation.cancelled or turn is None:

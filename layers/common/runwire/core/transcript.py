@@ -105,15 +105,15 @@ class Message:
 
 
 @dataclass(frozen=True)
-class StepUsage:
-    """Token usage summed over steps (or of one step)."""
+class TokenUsage:
+    """Token usage: of one model call, or summed over a run's steps (across its waits)."""
 
     model: str
     input_tokens: int = 0
     output_tokens: int = 0
 
-    def plus(self, model: str, input_tokens: int, output_tokens: int) -> StepUsage:
-        return StepUsage(model, self.input_tokens + input_tokens, self.output_tokens + output_tokens)
+    def plus(self, model: str, input_tokens: int, output_tokens: int) -> TokenUsage:
+        return TokenUsage(model, self.input_tokens + input_tokens, self.output_tokens + output_tokens)
 
 
 def opening_messages(request: RunRequest, history: Iterable[HistoryMessage]) -> list[Message]:
@@ -133,7 +133,7 @@ class TranscriptBuilder:
 
     messages: list[Message]
     steps: int = 0
-    usage: StepUsage | None = None
+    usage: TokenUsage | None = None
     reply: list[str] = field(default_factory=list)
     """Every text chunk of the run: the assistant's reply, for conversation memory."""
     _assistant: list[Block] = field(default_factory=list)
@@ -153,7 +153,7 @@ class TranscriptBuilder:
             self._assistant.append(ToolCallBlock(chunk.id, chunk.name, chunk.input, chunk.executor))
         elif isinstance(chunk, StepEndChunk):
             self.steps = max(self.steps, chunk.step)
-            base = self.usage or StepUsage(chunk.model)
+            base = self.usage or TokenUsage(chunk.model)
             self.usage = base.plus(chunk.model, chunk.input_tokens, chunk.output_tokens)
             self._close_step()
         elif isinstance(chunk, ToolResultChunk):

@@ -26,10 +26,10 @@ from .agents import AgentCatalog, AgentDefinition
 from .cancellation import CancellationToken
 from .chunks import ChunkWriter, CoalescingPolicy
 from .ending import Ending, usage_of
-from .models import Chunk, HistoryMessage, RunError, RunMessage, RunRecord, RunStatus, ToolName, Usage
+from .models import Chunk, HistoryMessage, RunError, RunMessage, RunRecord, RunStatus, ToolName
 from .ports import Clock, ConversationStore, ModelProvider, RunStore, ToolSpec
 from .run_writer import AgentDone, Finished, RunWriter, Suspend
-from .stepper import RunTools, RunUsage, Stepper, model_request
+from .stepper import RunTools, Stepper, model_request
 from .tools import ToolRegistry
 from .transcript import TranscriptBuilder, rebuild
 
@@ -205,7 +205,6 @@ class RunWorker:
     def _writer(self, run: RunRecord, transcript: TranscriptBuilder) -> RunWriter:
         policy = self._policy
         started = run.started_at or self._clock()
-        usage = transcript.usage
         return RunWriter(
             ChunkWriter(self._store, run.org_id, run.run_id, expires_at=run.expires_at, last_seq=run.last_seq),
             policy.coalescing,
@@ -214,7 +213,7 @@ class RunWorker:
             max_run_seconds=policy.max_run_seconds,
             cancel_check_seconds=policy.cancel_check_seconds,
             cancel_requested=lambda: self._cancel_requested(run),
-            usage=RunUsage(usage.model, usage.input_tokens, usage.output_tokens) if usage else None,
+            usage=transcript.usage,
         )
 
     def _start_stepper(
@@ -254,7 +253,7 @@ class RunWorker:
             log.exception("could not store what the run waits for; ending it as failed", extra={"run_id": run.run_id})
             status, error = RunStatus.FAILED, RunError(code="wait_not_stored", message=f"The run could not wait for its client: {exc.message}")
         self._ending.finish(run, next_seq=writer.chunks.next_seq, held=writer.state.held, status=status,
-                            error=error, usage=usage_of_run(writer.state.usage), now=self._clock())
+                            error=error, usage=usage_of(writer.state.usage), now=self._clock())
         return Outcome.EXECUTED
 
     def _suspend(self, run: RunRecord, writer: RunWriter, stop: Suspend) -> None:
@@ -264,7 +263,7 @@ class RunWorker:
         usage = writer.state.usage
         self._ending.suspend(
             run, next_seq=writer.chunks.next_seq, held=writer.state.held, actions=stop.actions,
-            usage=usage_of_run(usage), action_expires_at=action_expires_at, expires_at=expires_at,
+            usage=usage_of(usage), action_expires_at=action_expires_at, expires_at=expires_at,
         )
         if run.request.conversation_id is not None and self._conversations is not None:
             # A follow-up turn of the conversation finds the waiting run (seed 001's approval flow).
@@ -283,13 +282,13 @@ class RunWorker:
             stop.status.value, writer.state.tokens_seen, writer.chunks.writes, extra={"run_id": run.run_id},
         )
         self._ending.finish(run, next_seq=writer.chunks.next_seq, held=writer.state.held, status=stop.status,
-                            error=stop.error, usage=usage_of_run(writer.state.usage), now=self._clock())
+                            error=stop.error, usage=usage_of(writer.state.usage), now=self._clock())
 
     def _fail_storing(self, run: RunRecord, writer: RunWriter) -> None:
         try:
             self._ending.finish(run, next_seq=writer.chunks.next_seq, held=[], status=RunStatus.FAILED,
                                 error=RunError(code="internal_error", message="Storing the run's output failed."),
-                                usage=usage_of_run(writer.state.usage), now=self._clock())
+                                usage=usage_of(writer.state.usage), now=self._clock())
         except Exception:
             # Leave the message to SQS: redelivery after the lease finds the orphan and ends it.
             log.exception("could not end the run either", extra={"run_id": run.run_id})
@@ -317,9 +316,3 @@ class RunWorker:
             run_id=run.run_id, at=run.created_at,
             user=run.request.task[:MEMORY_MESSAGE_CHARS], assistant=reply[:MEMORY_MESSAGE_CHARS],
         )
-
-
-def usage_of_run(usage: RunUsage | None) -> Usage | None:
-    if usage is None:
-        return None
-    return Usage(model=usage.model, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
