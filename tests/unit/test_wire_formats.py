@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
+from runwire.core.actions import RunAnswers
 from runwire.core.agents import default_catalog
 from runwire.core.models import (
     ApprovalAction,
@@ -50,7 +51,6 @@ from runwire.formats.sse import PING
 from runwire.formats.ui_message_stream import (
     UI_MESSAGE_CONTINUATION,
     UI_MESSAGE_STREAM,
-    RunAnswers,
     UIChatStreamRequest,
     UIMessageChunk,
     follow_up_answers,

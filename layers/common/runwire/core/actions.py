@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import (
     ConditionFailedError,
@@ -104,6 +104,18 @@ def _still_bound(run: RunRecord, pending: PendingAction) -> bool:
         and pending.input_hash == input_hash(action.input)
         and action.approval_id == approval_id(run.run_id, action.tool_call_id, action.input)
     )
+
+
+@dataclass(frozen=True)
+class RunAnswers:
+    """What one request answers of a run's wait: client tool outputs and approval decisions."""
+
+    outputs: list[ToolOutput] = field(default_factory=list)
+    decisions: list[ApprovalDecision] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.outputs and not self.decisions
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -124,6 +123,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from ..core.actions import RunAnswers
 from ..core.models import (
     ApprovalAction,
     ApprovalDecision,
@@ -318,18 +318,6 @@ def _first_problem(exc: ValidationError) -> str:
 
 
 # --- a follow-up: the answers to a waiting run ---------------------------------------------------
-@dataclass(frozen=True)
-class RunAnswers:
-    """What one request answers of a run's wait."""
-
-    outputs: list[ToolOutput] = field(default_factory=list)
-    decisions: list[ApprovalDecision] = field(default_factory=list)
-
-    @property
-    def empty(self) -> bool:
-        return not self.outputs and not self.decisions
-
-
 def waiting_conversation(body: UIChatStreamRequest) -> str | None:
     """The conversation whose waiting run this request may answer (None: it can only start a turn)."""
     if not body.answers_a_wait:

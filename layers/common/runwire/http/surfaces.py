@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, Protocol, Union
 from fastapi import FastAPI, Response
 from pydantic import Discriminator, Tag
 
+from ..core.actions import RunAnswers
 from ..core.agents import AgentCatalog
 from ..core.models import ApprovalDecision, Caller, RunRecord, RunRequest, ToolOutput
 from ..core.run_service import new_conversation_id
@@ -52,7 +53,7 @@ class FollowUps:
 
     conversation: Callable[[Any], str | None]
     """The conversation whose waiting run a request may answer; None: it can only start a run."""
-    answers: Callable[[Any, RunRecord | None], ui_message_stream.RunAnswers | None]
+    answers: Callable[[Any, RunRecord | None], RunAnswers | None]
     """What the request answers of that conversation's latest run; None: it starts a run instead."""
     format: StreamFormat
     """How the rest of the answered run is streamed."""
