@@ -10,7 +10,6 @@ from runwire.observability import configure_lambda_logging
 from runwire.wiring import build_worker
 
 logger = configure_lambda_logging("runwire-worker")
-processor = BatchProcessor(event_type=EventType.SQS)
 worker = build_worker()
 
 
@@ -24,4 +23,8 @@ def process_record(record: SQSRecord) -> str:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # A processor per invocation: it keeps the batch's successes and failures, and invocations may
+    # run side by side in one process (the local event source mapping does), so sharing one would
+    # report another invocation's failures as this one's.
+    processor = BatchProcessor(event_type=EventType.SQS)
     return process_partial_response(event=event, record_handler=process_record, processor=processor, context=context)

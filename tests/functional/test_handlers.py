@@ -8,6 +8,7 @@ import importlib
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -121,3 +122,36 @@ async def test_stream_app_serves_the_sample_function_url_request_from_last_event
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
+
+
+def test_concurrent_worker_invocations_report_only_their_own_failures(functions, store):
+    # The local event source mapping (like several Lambda containers) runs invocations side by side:
+    # a bad message must not fail the runs handled beside it, nor be reported by them.
+    from concurrent.futures import ThreadPoolExecutor
+
+    template = sample_event("worker.json")["Records"][0]
+    run_ids = ["run_" + uuid.uuid4().hex for _ in range(9)]
+    for run_id in run_ids:
+        store.create_run(RunRecord(
+            run_id=run_id, org_id="my-org", user_id="u1", agent_id="ag_chat", status=RunStatus.QUEUED,
+            request=RunRequest(task="[[scripted tokens=20 delay_ms=10]]"), created_at=time.time(),
+            expires_at=int(time.time()) + 600,
+        ))
+
+    def invoke(index: int) -> object:
+        record = copy.deepcopy(template)
+        record["messageId"] = f"message-{index}"
+        record["body"] = json.dumps({"runId": run_ids[index - 1], "orgId": "my-org"}) if index else "not json"
+        try:
+            return functions["worker"].handler({"Records": [record]}, LocalLambdaContext())
+        except Exception as exc:  # a batch whose every record failed is an invocation error (SQS retries it)
+            return type(exc).__name__
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        futures = [pool.submit(invoke, index) for index in range(1, 10)]
+        time.sleep(0.05)  # the runs are under way when the bad message arrives
+        bad = invoke(0)
+        results = [future.result() for future in futures]
+    assert bad == "BatchProcessingError"
+    assert results == [{"batchItemFailures": []}] * 9
+    assert all(store.get_run("my-org", run_id).status is RunStatus.SUCCEEDED for run_id in run_ids)
