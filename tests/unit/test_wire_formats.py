@@ -53,6 +53,7 @@ from runwire.formats.ui_message_stream import (
     UI_MESSAGE_STREAM,
     UIChatStreamRequest,
     UIMessageChunk,
+    answered_run_id,
     follow_up_answers,
     waiting_conversation,
 )
@@ -401,6 +402,7 @@ def test_consecutive_tool_rounds_are_separate_steps():
         "start", "start-step",
         "tool-input-available", "tool-output-available", "finish-step",
         "start-step", "tool-input-available", "tool-output-available", "finish-step",
+        "start-step", "finish-step",  # ended after tool results: a last step of its own (see _end)
         "finish",
     ]  # fmt: skip
 
@@ -1115,8 +1117,6 @@ def test_a_new_turn_is_no_follow_up_and_needs_no_lookup():
 @pytest.mark.parametrize(
     ("run", "expected"),
     [
-        pytest.param(waiting(APPROVAL), RunAnswers(decisions=[ApprovalDecision(approval_id="apr_1", approved=True)]),
-                     id="the run still waits: the answer comes first"),
         pytest.param(answered(APPROVAL, status=RunStatus.SUCCEEDED), None, id="the run moved on: the turn starts a run"),
         pytest.param(None, None, id="nothing to answer: the turn starts a run"),
     ],
@@ -1142,9 +1142,21 @@ def test_an_answer_to_nothing_waiting_is_not_waiting(run):
         follow_up_answers(follow_up(APPROVAL_RESPONDED), run)
 
 
-def test_an_answer_needs_its_conversation():
-    with pytest.raises(InvalidRequestError, match="conversationId"):
-        waiting_conversation(follow_up(APPROVAL_RESPONDED, conversationId=None))
+def test_a_new_turn_sent_with_an_answer_to_a_waiting_run_is_refused_not_half_used():
+    body = UIChatStreamRequest.model_validate({
+        "messages": [ui_message("user", text("And 2+2?"))], "conversationId": CONVERSATION,
+        "approvalResponse": {"toolCallId": "t1", "approved": True},
+    })  # fmt: skip
+    with pytest.raises(InvalidRequestError, match="without a new user message"):
+        follow_up_answers(body, waiting(APPROVAL))
+
+
+def test_an_answer_without_its_conversation_names_its_run_from_the_message_metadata():
+    body = follow_up(APPROVAL_RESPONDED, conversationId=None)
+    assert waiting_conversation(body) is None
+    body.messages[-1].metadata = {"runId": "run_abc"}
+    assert answered_run_id(body) == "run_abc"
+    assert answered_run_id(UIChatStreamRequest.model_validate(SEED001_BODY)) is None  # a new turn names none
 
 
 @pytest.mark.parametrize(

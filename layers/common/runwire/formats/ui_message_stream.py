@@ -319,12 +319,19 @@ def _first_problem(exc: ValidationError) -> str:
 
 # --- a follow-up: the answers to a waiting run ---------------------------------------------------
 def waiting_conversation(body: UIChatStreamRequest) -> str | None:
-    """The conversation whose waiting run this request may answer (None: it can only start a turn)."""
+    """The conversation whose waiting run this request may answer (None: it names none)."""
+    return body.conversation_id if body.answers_a_wait else None
+
+
+def answered_run_id(body: UIChatStreamRequest) -> str | None:
+    """The run the answered assistant message came from: our `start` put its id in the message's
+    metadata, and useChat sends the metadata back. For clients that send no `conversationId`."""
     if not body.answers_a_wait:
         return None
-    if body.conversation_id is None and not body.starts_a_turn:
-        raise InvalidRequestError("an answer to a waiting run needs the run's 'conversationId'")
-    return body.conversation_id
+    last_assistant = next((m for m in reversed(body.messages) if m.role == "assistant"), None)
+    metadata = last_assistant.metadata if last_assistant is not None else None
+    run_id = metadata.get("runId") if isinstance(metadata, dict) else None
+    return run_id if isinstance(run_id, str) else None
 
 
 def follow_up_answers(body: UIChatStreamRequest, run: RunRecord | None) -> RunAnswers | None:
@@ -334,18 +341,26 @@ def follow_up_answers(body: UIChatStreamRequest, run: RunRecord | None) -> RunAn
     Answers are matched to what the run asked for: the AI SDK's tool parts by `approval.id` (our
     approval id) and `toolCallId`, seed 001's `approvalResponse` by `toolCallId`; the parts are read
     from the last assistant message only, since tool call ids may repeat across runs. A request
-    that answers but also ends with a new user turn starts that turn, unless the run still waits.
-    NotWaitingError (409) for an answer that finds nothing to answer and starts no turn.
+    that answers but also ends with a new user turn starts that turn once the run has moved on, and
+    is refused (400) while the run still waits: one of the two would be lost. NotWaitingError (409)
+    for an answer that finds nothing to answer and starts no turn.
     """
     if not body.answers_a_wait:
         return None
     answers = _answers_to(body, run) if run is not None else RunAnswers()
-    if not answers.empty and run is not None and (run.status is RunStatus.REQUIRES_ACTION or not body.starts_a_turn):
+    if not answers.empty and run is not None and run.status is RunStatus.REQUIRES_ACTION and body.starts_a_turn:
+        # Both at once would drop one of them: refuse, so the client sends them apart.
+        raise InvalidRequestError(
+            f"run {run.run_id!r} waits for an answer: send the answer without a new user message, "
+            "then the new message once the run has answered"
+        )
+    if not answers.empty and run is not None and not body.starts_a_turn:
         return answers
     if body.starts_a_turn:
         return None
+    where = f"conversation {body.conversation_id!r}" if body.conversation_id else "this request"
     raise NotWaitingError(
-        f"conversation {body.conversation_id!r} has no run waiting for these answers"
+        f"{where} has no run waiting for these answers"
         + (f" (its latest run, {run.run_id!r}, is {run.status.value})" if run is not None else "")
     )
 
@@ -596,6 +611,8 @@ class UIMessageStreamEncoder:
             self._tally.observe(chunk)
         elif isinstance(chunk, ErrorChunk):
             self._close_text(out)
+            if self._step_has_tool_results:
+                self._enter_step(out)  # the error belongs to the step after the tool round (see _end)
             out.append(ErrorUIChunk(error_text=chunk.message))
             self._error_shown = True
         elif isinstance(chunk, EndChunk):
@@ -672,6 +689,11 @@ class UIMessageStreamEncoder:
     def _end(self, end: EndChunk, out: list[UIChunk]) -> bytes:
         self._finished = True
         self._close_text(out)
+        if self._step_has_tool_results:
+            # The run ended right after tool results (the step limit, a cancel, a failure): end in a
+            # step of its own, or `lastAssistantMessageIsCompleteWithToolCalls` (ai: it reads only the
+            # last step) sees a finished tool round and useChat posts the same message again, for ever.
+            self._enter_step(out)
         if end.status in FALLBACK_ERROR_TEXT and not self._error_shown:
             recorded = self._context.run.error
             out.append(ErrorUIChunk(error_text=recorded.message if recorded else FALLBACK_ERROR_TEXT[end.status]))
