@@ -273,3 +273,63 @@ def test_seed001_a_new_user_turn_with_a_stale_approval_response_starts_a_new_run
     assert response.status_code == 200, response.text
     assert chunks[-1]["finishReason"] == "stop"
     assert "".join(c.get("delta", "") for c in chunks).startswith('Here is a short answer about "Hello".')
+
+
+def test_an_answer_without_a_conversation_id_finds_its_run_from_the_message_metadata(stack, client):
+    # An app that lets the server make up the conversation never learns its id (it is only in a
+    # header useChat does not expose); the assistant message it answers carries the run id.
+    question = user("What is 17 * 23?")
+    response, chunks = post_chat(stack, client, {"messages": [question], "approvalRequired": ["calculator"]})
+    assert response.status_code == 200, response.text
+    call = next(c for c in chunks if c["type"] == "tool-input-available")
+    approval = next(c for c in chunks if c["type"] == "tool-approval-request")
+    assistant = {"id": chunks[0]["messageId"], "role": "assistant", "metadata": chunks[0]["messageMetadata"], "parts": [
+        {"type": "step-start"},
+        {"type": "tool-calculator", "toolCallId": call["toolCallId"], "state": "approval-responded",
+         "input": call["input"], "approval": {"id": approval["approvalId"], "approved": True}},
+    ]}
+    response, continued = post_chat(stack, client, {"messages": [question, assistant]})
+    assert response.status_code == 200, response.text
+    assert continued[0]["messageId"] == chunks[0]["messageId"]
+    assert any(c["type"] == "tool-output-available" and c["output"]["result"] == 391 for c in continued)
+
+
+def test_seed001_answering_one_of_two_approvals_asks_again_for_the_other(stack, client):
+    conversation = str(uuid.uuid4())
+    question = user("What is 6 * 7, and what time is it today?")
+    response, first = post_chat(stack, client, {"messages": [question], "conversationId": conversation,
+                                                "approvalRequired": ["calculator", "current_time"]})
+    assert response.status_code == 200, response.text
+    requests = [c for c in first if c["type"] == "tool-approval-request"]
+    assert len(requests) == 2
+    calls = {c["toolCallId"]: c for c in first if c["type"] == "tool-input-available"}
+    assistant = {"id": first[0]["messageId"], "role": "assistant", "parts": [{"type": "step-start"}] + [
+        {"type": f"tool-{c['toolName']}", "toolCallId": c["toolCallId"], "state": "input-available", "input": c["input"]}
+        for c in calls.values()
+    ]}
+    first_call, second_call = (r["toolCallId"] for r in requests)
+
+    response, partly = post_chat(stack, client, {"messages": [question, assistant], "conversationId": conversation,
+                                                 "approvalResponse": {"toolCallId": first_call, "approved": True}})
+    assert response.status_code == 200, response.text
+    asked_again = [c for c in partly if c["type"] == "tool-approval-request"]
+    assert [c["toolCallId"] for c in asked_again] == [second_call], "only what is still unanswered"
+    assert partly[-1]["finishReason"] == "tool-calls"
+
+    response, rest = post_chat(stack, client, {"messages": [question, assistant], "conversationId": conversation,
+                                               "approvalResponse": {"toolCallId": second_call, "approved": False}})
+    assert response.status_code == 200, response.text
+    kinds = [c["type"] for c in rest]
+    assert "tool-output-available" in kinds and "tool-output-denied" in kinds
+    assert rest[-1]["finishReason"] == "stop"
+
+
+def test_seed001_a_new_message_sent_with_an_answer_to_a_waiting_run_is_refused(stack, client):
+    conversation = str(uuid.uuid4())
+    messages, _ = waiting_for_approval(stack, client, conversation)
+    call_id = messages[-1]["parts"][1]["toolCallId"]
+    response, _ = post_chat(stack, client, {"messages": [*messages, user("And 2+2?")], "conversationId": conversation,
+                                            "approvalResponse": {"toolCallId": call_id, "approved": True}})
+    assert response.status_code == 400 and "without a new user message" in response.json()["error"]["message"]
+    still = client.get(f"{stack.base_url}/api/agent/chat/{conversation}/stream", headers=stack.headers())
+    assert '"tool-approval-request"' in still.text, "the run still waits, its answer not half taken"

@@ -290,3 +290,18 @@ def test_answers_too_large_to_keep_on_the_run_are_refused_and_nothing_is_recorde
     with pytest.raises(RequestTooLargeError):
         actions.submit_tool_outputs(CALLER, run.run_id, [huge])
     assert not store.get_run(CALLER.org_id, run.run_id).actions[0].answered and queue.messages == []
+
+
+def test_a_request_answering_both_kinds_is_kept_whole_or_not_at_all(answering):
+    from runwire.core.actions import RunAnswers
+
+    store, queue, actions, clock = answering
+    run = suspend_new_run(store, clock, LOCATION, CALCULATION)
+    bad = RunAnswers(outputs=[ToolOutput(tool_call_id="toolu_1", output="Paris")],
+                     decisions=[ApprovalDecision(approval_id="apr_not_issued", approved=True)])
+    with pytest.raises(NotWaitingError):
+        actions.submit(CALLER, run.run_id, bad)
+    assert not any(a.answered for a in store.get_run(CALLER.org_id, run.run_id).actions), "nothing half kept"
+    good = RunAnswers(outputs=[ToolOutput(tool_call_id="toolu_1", output="Paris")],
+                      decisions=[ApprovalDecision(approval_id=the_approval_id(run), approved=True)])
+    assert actions.submit(CALLER, run.run_id, good).resumed and len(queue.messages) == 1

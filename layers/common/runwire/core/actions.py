@@ -139,6 +139,16 @@ class ActionService:
     def submit_decisions(self, caller: Caller, run_id: str, decisions: list[ApprovalDecision]) -> AnswerResult:
         return self._answer(caller, run_id, lambda run: apply_decisions(run, decisions))
 
+    def submit(self, caller: Caller, run_id: str, answers: RunAnswers) -> AnswerResult:
+        """Tool outputs and decisions together, checked together and recorded in one write: a request
+        that answers both kinds is never half kept."""
+
+        def apply_both(run: RunRecord) -> list[PendingAction]:
+            with_outputs = run.model_copy(update={"actions": apply_tool_outputs(run, answers.outputs)})
+            return apply_decisions(with_outputs, answers.decisions)
+
+        return self._answer(caller, run_id, apply_both)
+
     def _answer(self, caller: Caller, run_id: str, apply: Callable[[RunRecord], list[PendingAction]]) -> AnswerResult:
         for _ in range(ANSWER_ATTEMPTS):
             run = self._read(caller, run_id)

@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import Field
 
 from ..adapters.tokens import JWTVerifier
-from ..core.actions import ActionService
+from ..core.actions import ActionService, RunAnswers
 from ..core.models import ApprovalDecision, Caller, RunRecord, RunRequest, RunStatus, StoredChunk, ToolOutput
 from ..core.ports import Clock, RunStore
 from ..core.reading import RunReader, parse_resume_point
@@ -154,6 +154,10 @@ class RunStreamer:
         run = await anyio.to_thread.run_sync(self._deps.runs.start, caller, request)
         return self._follow(caller, run, fmt, StreamContext(run=run), on_disconnect)
 
+    async def run(self, caller: Caller, run_id: str) -> RunRecord:
+        """The caller's run (RunNotFoundError for another org's)."""
+        return await anyio.to_thread.run_sync(self._deps.runs.get, caller, run_id)
+
     async def active_run(self, caller: Caller, conversation_id: str) -> RunRecord | None:
         """The conversation's latest run (the one a follow-up request may answer)."""
         return await anyio.to_thread.run_sync(self._deps.runs.active_run, caller, conversation_id)
@@ -173,15 +177,10 @@ class RunStreamer:
     def _record_answers(
         self, caller: Caller, run_id: str, outputs: list[ToolOutput], decisions: list[ApprovalDecision]
     ) -> RunRecord:
-        actions = self._deps.actions
-        recorded = None
-        if decisions:
-            recorded = actions.submit_decisions(caller, run_id, decisions).run
-        if outputs:
-            recorded = actions.submit_tool_outputs(caller, run_id, outputs).run
-        if recorded is None:
+        answers = RunAnswers(outputs=outputs, decisions=decisions)
+        if answers.empty:
             raise NotWaitingError(f"the request answers nothing run {run_id!r} is waiting for")
-        return recorded
+        return self._deps.actions.submit(caller, run_id, answers).run
 
     def _follow(
         self, caller: Caller, run: RunRecord, fmt: StreamFormat, context: StreamContext, on_disconnect: OnDisconnect

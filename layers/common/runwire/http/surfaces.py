@@ -41,6 +41,8 @@ class SurfaceStreams(Protocol):
 
     async def active_run(self, caller: Caller, conversation_id: str) -> RunRecord | None: ...
 
+    async def run(self, caller: Caller, run_id: str) -> RunRecord: ...
+
     async def answer(
         self, caller: Caller, run: RunRecord, *, outputs: list[ToolOutput], decisions: list[ApprovalDecision],
         fmt: StreamFormat, on_disconnect: OnDisconnect,
@@ -52,7 +54,9 @@ class FollowUps:
     """How a surface's request may answer its conversation's waiting run."""
 
     conversation: Callable[[Any], str | None]
-    """The conversation whose waiting run a request may answer; None: it can only start a run."""
+    """The conversation whose waiting run a request may answer; None: it names none."""
+    run_id: Callable[[Any], str | None]
+    """Else the run the request says it answers (e.g. from the answered message's metadata)."""
     answers: Callable[[Any, RunRecord | None], RunAnswers | None]
     """What the request answers of that conversation's latest run; None: it starts a run instead."""
     format: StreamFormat
@@ -110,6 +114,7 @@ AI_SDK_CHAT = Surface(
     format=ui_message_stream.UI_MESSAGE_STREAM,
     follow_ups=FollowUps(
         conversation=ui_message_stream.waiting_conversation,
+        run_id=ui_message_stream.answered_run_id,
         answers=ui_message_stream.follow_up_answers,
         format=ui_message_stream.UI_MESSAGE_CONTINUATION,
     ),
@@ -185,8 +190,12 @@ async def answer_follow_up(
     follow_ups = surface.follow_ups
     if follow_ups is None:
         return None
-    conversation_id = follow_ups.conversation(body)
-    run = await streams.active_run(caller, conversation_id) if conversation_id is not None else None
+    conversation_id, run_id = follow_ups.conversation(body), follow_ups.run_id(body)
+    run = None
+    if conversation_id is not None:
+        run = await streams.active_run(caller, conversation_id)
+    elif run_id is not None:
+        run = await streams.run(caller, run_id)
     answers = follow_ups.answers(body, run)
     if answers is None or run is None:
         return None
