@@ -498,3 +498,13 @@ def test_an_end_without_usage_keeps_the_usage_the_run_recorded(store_and_clock):
     ended = store.finish("acme", run.run_id, RunStatus.CANCELLED, expected=RunStatus.REQUIRES_ACTION, end_seq=2,
                          finished_at=clock(), usage=None, error=None)
     assert ended.usage == usage and store.get_run("acme", run.run_id).usage == usage
+
+
+def test_finish_with_a_retention_keeps_the_run_until_then_and_no_longer(store_and_clock):
+    store, clock = store_and_clock
+    run = running_run(store, clock)
+    ended = store.finish("acme", run.run_id, RunStatus.SUCCEEDED, expected=RunStatus.RUNNING, end_seq=1,
+                         finished_at=clock(), usage=None, error=None, retain_until=int(clock()) + 2)
+    assert ended.expires_at == int(clock()) + 2
+    assert store.get_run("acme", run.run_id).expires_at == int(clock()) + 2
+    assert [c.chunk.type for c in store.read_chunks("acme", run.run_id, after=0, consistent=True)] == ["end"]

@@ -230,13 +230,35 @@ def test_a_malformed_run_id_is_not_found_without_asking_the_store(system):
 
 def test_a_claim_extends_the_run_past_one_redelivery_and_its_retention(system):
     store, queue, service, make_worker = system
-    run = service.start(CALLER, RunRequest(task="[[scripted tokens=1]]"))
+    run = service.start(CALLER, RunRequest(task="[[scripted stall=10]]"))
     before = time.time()
-    make_worker(max_run_seconds=30).process(queue.messages[0])
-    stored = store.get_run(CALLER.org_id, run.run_id)
+    worker = threading.Thread(target=make_worker(max_run_seconds=30).process, args=(queue.messages[0],), daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 5
+    while service.get(CALLER, run.run_id).status is not RunStatus.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.01)
+    running = store.get_run(CALLER.org_id, run.run_id)
     policy = WorkerPolicy(max_run_seconds=30)
-    assert stored.expires_at >= int(before + 30 + policy.lease_grace_seconds + policy.redelivery_seconds + 300)
+    assert running.expires_at >= int(before + 30 + policy.lease_grace_seconds + policy.redelivery_seconds + 300)
+    service.cancel(CALLER, run.run_id)
+    worker.join(5)
+
+
+def test_a_finished_run_stays_readable_for_its_retention_counted_from_its_end(system):
+    store, queue, service, make_worker = system
+    run = service.start(CALLER, RunRequest(task="[[scripted tokens=1]]"))
+    make_worker(max_run_seconds=30).process(queue.messages[0])
+    finished = store.get_run(CALLER.org_id, run.run_id)
+    assert finished.status is RunStatus.SUCCEEDED
+    assert finished.expires_at == int(finished.finished_at + WorkerPolicy().retention_seconds)
     assert all(c.seq for c in store.read_chunks(CALLER.org_id, run.run_id, after=0))  # chunks readable too
+
+
+def test_a_cancelled_queued_run_is_kept_for_its_retention_from_the_cancel(system):
+    store, queue, service, make_worker = system
+    run = service.start(CALLER, RunRequest(task="hello"))
+    cancelled = service.cancel(CALLER, run.run_id)
+    assert cancelled.expires_at == int(cancelled.finished_at + 300)
 
 
 def test_a_chunk_put_retried_after_it_committed_counts_as_written():
@@ -589,3 +611,16 @@ def test_a_resumed_run_sees_the_history_it_began_with(waits):
     assert worker.process(waits.queue.messages[-1]) is Outcome.EXECUTED
     assert seen[1][:2] == seen[0][:2] == ["My name is Ada.", "Nice to meet you, Ada."]
     assert not any("Bob" in text for texts in seen for text in texts)
+
+
+def test_a_run_that_waited_is_gone_its_retention_after_it_ended(waits):
+    run_id = waits.start(task="What is 4 * 4?", approvalRequired=["calculator"])
+    assert waits.deliver(run_id) is Outcome.SUSPENDED
+    waits.clock.advance(ACTION_TIMEOUT + 1)
+    expired = waits.service.get(CALLER, run_id)  # the read ends the overdue wait
+    assert expired.status is RunStatus.EXPIRED
+    waits.clock.advance(300 - 2)
+    assert waits.service.get(CALLER, run_id).status is RunStatus.EXPIRED
+    waits.clock.advance(5)
+    with pytest.raises(RunNotFoundError):
+        waits.service.get(CALLER, run_id)

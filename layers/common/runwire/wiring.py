@@ -149,7 +149,8 @@ def build_sweeper(settings: Settings | None = None) -> WaitSweeper:
     settings = settings or load_settings()
     # A waiting run lives until claimed_expiry(its action deadline): past that it is gone.
     horizon = worker_policy(settings).claimed_expiry(0)
-    return WaitSweeper(run_store(settings), time.time, horizon_seconds=horizon)
+    return WaitSweeper(run_store(settings), time.time, horizon_seconds=horizon,
+                       retention_seconds=settings.stream_retention_seconds)
 
 
 def action_service(settings: Settings, runs: RunService, store: DynamoDBRunStore) -> ActionService:

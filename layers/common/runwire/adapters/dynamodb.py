@@ -266,17 +266,20 @@ class DynamoDBRunStore:
         usage: Usage | None,
         error: RunError | None,
         preceding: Sequence[Chunk] = (),
+        retain_until: int | None = None,
     ) -> RunRecord:
         if expected not in allowed_sources(target):
             raise ConditionFailedError(f"a run cannot go from {expected.value} to {target.value}")
         run = self.get_run(org_id, run_id)
         if run is None:
             raise ConditionFailedError(f"run {run_id} does not exist")
-        assignments = ["#status = :target", "finishedAt = :finishedAt"]
+        expires_at = run.expires_at if retain_until is None else retain_until
+        assignments = ["#status = :target", "finishedAt = :finishedAt", "expiresAt = :expiresAt"]
         values: dict[str, Any] = {
             ":target": {"S": target.value},
             ":expected": {"S": expected.value},
             ":finishedAt": _number(finished_at),
+            ":expiresAt": _number(expires_at),
             ":now": _number(self._clock()),
         }
         if usage is not None:
@@ -291,7 +294,7 @@ class DynamoDBRunStore:
         if error is not None:
             names["#error"] = "error"
         written = [*preceding, EndChunk(status=target)]
-        puts = self._chunk_puts(org_id, run_id, end_seq, written, run.expires_at, finished_at)
+        puts = self._chunk_puts(org_id, run_id, end_seq, written, expires_at, finished_at)
         update = {
             "Update": {
                 "TableName": self._table,
@@ -306,7 +309,7 @@ class DynamoDBRunStore:
             self._client.transact_write_items(TransactItems=[*puts, update])
         return run.model_copy(update={"status": target, "finished_at": finished_at,
                                       "usage": usage if usage is not None else run.usage, "error": error,
-                                      "action_expires_at": None})
+                                      "action_expires_at": None, "expires_at": expires_at})
 
     def _chunk_puts(
         self, org_id: str, run_id: str, first_seq: int, chunks: Sequence[Chunk], expires_at: int, written_at: float

@@ -180,10 +180,12 @@ class InMemoryRunStore:
         usage: Usage | None,
         error: RunError | None,
         preceding: Sequence[Chunk] = (),
+        retain_until: int | None = None,
     ) -> RunRecord:
         with self._lock:
             run = self._live(org_id, run_id)
             written = [*preceding, EndChunk(status=target)]
+            expires_at = run.expires_at if retain_until is None else retain_until
             if (
                 run.status is not expected
                 or expected not in allowed_sources(target)
@@ -191,10 +193,10 @@ class InMemoryRunStore:
             ):
                 raise ConditionFailedError(f"run {run_id} is {run.status.value}; cannot end as {target.value}")
             for offset, chunk in enumerate(written):
-                self._put_chunk(org_id, run_id, end_seq + offset, chunk, run.expires_at, finished_at)
+                self._put_chunk(org_id, run_id, end_seq + offset, chunk, expires_at, finished_at)
             updated = run.model_copy(
                 update={"status": target, "finished_at": finished_at,
-                        "usage": usage if usage is not None else run.usage, "error": error,
+                        "usage": usage if usage is not None else run.usage, "error": error, "expires_at": expires_at,
                         "action_expires_at": None}
             )
             self._runs[(org_id, run_id)] = updated

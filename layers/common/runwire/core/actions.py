@@ -192,12 +192,13 @@ class ActionService:
             raise
 
 
-def expire_overdue(store: RunStore, run: RunRecord, now: float) -> RunRecord:
+def expire_overdue(store: RunStore, run: RunRecord, now: float, *, retention_seconds: float | None = None) -> RunRecord:
     """The run, ended `expired` first if it waited for its client past its action deadline."""
     if not is_overdue(run, now):
         return run
     try:
-        ended = end_stopped_run(store, run, RunStatus.EXPIRED, ACTION_TIMED_OUT, now)
+        ended = end_stopped_run(store, run, RunStatus.EXPIRED, ACTION_TIMED_OUT, now,
+                                retention_seconds=retention_seconds)
         log.info("run waited past its action deadline; expired", extra={"run_id": run.run_id})
         return ended
     except ConditionFailedError:
@@ -207,9 +208,13 @@ def expire_overdue(store: RunStore, run: RunRecord, now: float) -> RunRecord:
 class WaitSweeper:
     """What the scheduled sweep runs: end every run whose client did not answer in time."""
 
-    def __init__(self, store: RunStore, clock: Clock, *, horizon_seconds: float | None = None, batch: int = 100) -> None:
+    def __init__(
+        self, store: RunStore, clock: Clock, *, horizon_seconds: float | None = None,
+        retention_seconds: float | None = None, batch: int = 100,
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._retention = retention_seconds
         self._horizon = horizon_seconds
         """How long after its action deadline a waiting run can still exist (its TTL): older index
         entries belong to runs already gone (DynamoDB deletes them up to two days late), and are
@@ -229,7 +234,8 @@ class WaitSweeper:
                 if run is None or not is_overdue(run, self._clock()):
                     continue  # gone, answered or ended meanwhile (the index lags the table)
                 try:
-                    end_stopped_run(self._store, run, RunStatus.EXPIRED, ACTION_TIMED_OUT, self._clock())
+                    end_stopped_run(self._store, run, RunStatus.EXPIRED, ACTION_TIMED_OUT, self._clock(),
+                                    retention_seconds=self._retention)
                     progressed += 1
                 except ConditionFailedError:
                     continue  # a reader, a cancel or an answer got there first

@@ -87,11 +87,17 @@ def terminal_chunks(error: RunError | None, usage: Usage | None) -> list[Chunk]:
     return chunks
 
 
+def retained_until(finished_at: float, retention_seconds: float | None) -> int | None:
+    """A finished run stays readable for its retention, counted from its end."""
+    return None if retention_seconds is None else int(finished_at + retention_seconds)
+
+
 @dataclass(frozen=True)
 class Ending:
     """The one place a worker's run stops, on the writer's thread."""
 
     store: RunStore
+    retention_seconds: float | None = None
 
     def finish(
         self, run: RunRecord, *, next_seq: int, held: Sequence[Chunk], status: RunStatus,
@@ -100,7 +106,7 @@ class Ending:
         return self.store.finish(
             run.org_id, run.run_id, status,
             expected=RunStatus.RUNNING, end_seq=next_seq, finished_at=now, usage=usage, error=error,
-            preceding=[*held, *terminal_chunks(error, usage)],
+            preceding=[*held, *terminal_chunks(error, usage)], retain_until=retained_until(now, self.retention_seconds),
         )
 
     def suspend(
@@ -118,13 +124,16 @@ class Ending:
         )
 
 
-def end_stopped_run(store: RunStore, run: RunRecord, status: RunStatus, error: RunError | None, now: float) -> RunRecord:
+def end_stopped_run(
+    store: RunStore, run: RunRecord, status: RunStatus, error: RunError | None, now: float,
+    *, retention_seconds: float | None = None,
+) -> RunRecord:
     """End a run that no worker holds (queued, or waiting for its client) with its terminal sequence,
     after its last recorded chunk; ConditionFailedError if it moved on meanwhile."""
     return store.finish(
         run.org_id, run.run_id, status,
         expected=run.status, end_seq=run.last_seq + 1, finished_at=now, usage=run.usage, error=error,
-        preceding=terminal_chunks(error, run.usage),
+        preceding=terminal_chunks(error, run.usage), retain_until=retained_until(now, retention_seconds),
     )
 
 

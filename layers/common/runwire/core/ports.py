@@ -65,10 +65,12 @@ class RunStore(Protocol):
         usage: Usage | None,
         error: RunError | None,
         preceding: Sequence[Chunk] = (),
+        retain_until: int | None = None,
     ) -> RunRecord:
         """Atomically write `preceding` (e.g. error, usage) from `end_seq` on, then the end chunk,
         and move the run from `expected` to the terminal `target`; ConditionFailedError if the run
-        is not `expected` or a seq is taken. Nothing is written unless all of it is."""
+        is not `expected` or a seq is taken. Nothing is written unless all of it is. `retain_until`:
+        the run's new expiry (its retention counts from its end)."""
 
     def suspend(
         self,

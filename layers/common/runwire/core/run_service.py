@@ -160,7 +160,7 @@ class RunService:
         run = self._store.get_run(caller.org_id, run_id)
         if run is None:
             raise RunNotFoundError(f"run {run_id!r} does not exist or has expired")
-        return expire_overdue(self._store, run, self._clock())
+        return expire_overdue(self._store, run, self._clock(), retention_seconds=self._policy.retention_seconds)
 
     def snapshot(self, caller: Caller, run_id: str, *, after: int = 0) -> RunSnapshot:
         run = self.get(caller, run_id)
@@ -176,7 +176,8 @@ class RunService:
         if run.status in (RunStatus.QUEUED, RunStatus.REQUIRES_ACTION):
             try:
                 # No worker holds it: end it here, with its terminal sequence, so readers finish.
-                ended = end_stopped_run(self._store, run, RunStatus.CANCELLED, None, self._clock())
+                ended = end_stopped_run(self._store, run, RunStatus.CANCELLED, None, self._clock(),
+                                        retention_seconds=self._policy.retention_seconds)
                 log.info("%s run cancelled", run.status.value, extra={"run_id": run_id})
                 return ended
             except ConditionFailedError:

@@ -91,7 +91,7 @@ class RunWorker:
         self._tools = tools
         self._policy = policy
         self._clock = clock
-        self._ending = Ending(store)
+        self._ending = Ending(store, policy.retention_seconds)
 
     def process(self, message: RunMessage) -> Outcome:
         now = self._clock()
