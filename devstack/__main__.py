@@ -6,7 +6,8 @@
                                                      a schedule → the sweep handler, every
                                                      SWEEP_INTERVAL_SECONDS (60; 0: off)
 
-Each piece runs in its own process, as each runs in its own Lambda in AWS.
+Each piece runs in its own process, as each runs in its own Lambda in AWS. A worker process that
+dies is replaced (Lambda always has workers for the queue), and the rest of the stack stays up.
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ def tagged(env: dict[str, str], role: str) -> dict[str, str]:
     return {**env, "AWS_SDK_UA_APP_ID": env.get("AWS_SDK_UA_APP_ID") or f"runwire-{role}"}
 
 
+WORKER_RESTARTS_PER_WINDOW = 5
+WORKER_RESTART_WINDOW_SECONDS = 60.0
+"""More restarts than this within the window: the worker cannot run at all (e.g. a bad setting)."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run runwire locally.")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
@@ -104,9 +110,13 @@ def main() -> None:
              resources.table_name, resources.queue_url.rsplit("/", 1)[-1], resources.bucket_name)
 
     output = subprocess.DEVNULL if args.quiet else None
+
+    def start_worker() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "devstack.worker_loop"], env=tagged(env, "worker"), cwd=ROOT,
+                                stdout=output, stderr=output)
+
     children = [
-        subprocess.Popen([sys.executable, "-m", "devstack.worker_loop"], env=tagged(env, "worker"), cwd=ROOT,
-                         stdout=output, stderr=output),
+        start_worker(),
         subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "devstack.gateway:app", "--host", "127.0.0.1", "--port", str(args.port),
              "--log-level", "warning" if args.quiet else "info", "--timeout-graceful-shutdown", "2"],
@@ -155,11 +165,22 @@ READY {base}
 """,
         flush=True,
     )
+    restarts: list[float] = []
     while True:
-        for child in children:
-            if child.poll() is not None:
-                log.error("%s exited with code %s; stopping the stack", child.args[2], child.returncode)
+        worker, gateway = children
+        if gateway.poll() is not None:
+            log.error("the HTTP server exited with code %s; stopping the stack", gateway.returncode)
+            shutdown()
+        if worker.poll() is not None:
+            # Lambda always has workers for its event source mapping: a dead one is replaced and the
+            # rest of the stack stays up. A worker that cannot even start stops the stack instead.
+            now = time.monotonic()
+            restarts[:] = [at for at in restarts if now - at < WORKER_RESTART_WINDOW_SECONDS] + [now]
+            if len(restarts) > WORKER_RESTARTS_PER_WINDOW:
+                log.error("the worker keeps exiting (code %s); stopping the stack", worker.returncode)
                 shutdown()
+            log.warning("the worker exited with code %s; starting a new one", worker.returncode)
+            children[0] = start_worker()
         time.sleep(0.5)
 
 

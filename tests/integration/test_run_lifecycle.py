@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 
 import boto3
+import httpx
 
-from .conftest import MAX_RUN_SECONDS
+from devstack.readiness import stop
+
+from .conftest import MAX_RUN_SECONDS, start_stack
 from .test_streaming import read_events
 
 
@@ -78,3 +83,45 @@ def test_duplicate_sqs_delivery_runs_the_agent_once(stack, client):
     assert sum(1 for e in page["events"] if e["data"].get("type") == "usage") == 1
     text = "".join(e["data"]["text"] for e in page["events"] if e["data"].get("type") == "text")
     assert text == "".join(f" {n}" for n in range(1, 31))
+
+
+def worker_processes(parent_pid: int) -> list[int]:
+    """The stack's worker-loop processes (children of the `python -m devstack` process)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent_pid and b"devstack.worker_loop" in command:
+            found.append(int(entry))
+    return found
+
+
+def test_a_killed_worker_process_is_replaced_and_the_stack_stays_up(tmp_path_factory):
+    stack, process = start_stack(tmp_path_factory, "worker-restart-stack")
+    try:
+        with httpx.Client(timeout=30) as client:
+            (first,) = worker_processes(process.pid)
+            os.kill(first, signal.SIGKILL)
+            deadline = time.monotonic() + 20
+            while not [pid for pid in worker_processes(process.pid) if pid != first]:
+                assert time.monotonic() < deadline, f"no new worker process:\n{stack.log_tail()}"
+                time.sleep(0.2)
+            assert process.poll() is None, "the stack stayed up"
+            # The killed worker's last long poll (WaitTimeSeconds=1) may still be open in the queue: a
+            # message handed to it would stay invisible for the visibility timeout (the run-recovery
+            # work shortens that). Let it lapse, so this run goes to the new worker.
+            time.sleep(1.5)
+            run = stack.start(client, "[[scripted tokens=3]]")
+            events = read_events(client, f"{stack.base_url}/v1/runs/{run['runId']}/stream", stack.headers())
+            assert events[-1].event == "end"
+            assert wait_for_status(stack, client, run["runId"], {"succeeded"})["status"] == "succeeded"
+            assert "starting a new one" in stack.log_path.read_text()
+    finally:
+        stop(process)
