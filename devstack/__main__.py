@@ -105,9 +105,14 @@ def main() -> None:
     resources = create_local_resources(load_template(ROOT / "template.yaml"), session, endpoint)
     env["RUNS_TABLE_NAME"] = resources.table_name
     env["RUN_QUEUE_URL"] = resources.queue_url
+    # What the worker must outlive: the queue's visibility timeout as the template created it.
+    attributes = session.client("sqs", endpoint_url=endpoint).get_queue_attributes(
+        QueueUrl=resources.queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"]
+    env["RUN_QUEUE_VISIBILITY_SECONDS"] = attributes["VisibilityTimeout"]
     env["FILES_BUCKET_NAME"] = resources.bucket_name
-    log.info("created from template.yaml: table %s, queue %s (+ DLQ), bucket %s",
-             resources.table_name, resources.queue_url.rsplit("/", 1)[-1], resources.bucket_name)
+    log.info("created from template.yaml: table %s, queue %s (+ DLQ; visibility %s s), bucket %s",
+             resources.table_name, resources.queue_url.rsplit("/", 1)[-1], env["RUN_QUEUE_VISIBILITY_SECONDS"],
+             resources.bucket_name)
 
     output = subprocess.DEVNULL if args.quiet else None
 

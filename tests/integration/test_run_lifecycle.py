@@ -11,8 +11,9 @@ import boto3
 import httpx
 
 from devstack.readiness import stop
+from devstack.resources import load_template
 
-from .conftest import MAX_RUN_SECONDS, start_stack
+from .conftest import MAX_RUN_SECONDS, ROOT, start_stack
 from .test_streaming import read_events
 
 
@@ -122,6 +123,9 @@ def test_a_killed_worker_process_is_replaced_and_the_stack_stays_up(tmp_path_fac
             events = read_events(client, f"{stack.base_url}/v1/runs/{run['runId']}/stream", stack.headers())
             assert events[-1].event == "end"
             assert wait_for_status(stack, client, run["runId"], {"succeeded"})["status"] == "succeeded"
-            assert "starting a new one" in stack.log_path.read_text()
+            log = stack.log_path.read_text()
+            assert "starting a new one" in log
+            visibility = load_template(ROOT / "template.yaml")["Resources"]["RunQueue"]["Properties"]["VisibilityTimeout"]
+            assert f"visibility {visibility} s" in log, "the local queue and the worker follow template.yaml"
     finally:
         stop(process)
