@@ -26,7 +26,6 @@ from .models import (
     RunRecord,
     RunRequest,
     StepEndChunk,
-    TextChunk,
     ToolResultChunk,
     ToolUseChunk,
 )
@@ -222,7 +221,7 @@ class _Emitter:
     transcript: TranscriptBuilder
 
     def text(self, delta: TextDelta) -> None:
-        self.transcript.add(TextChunk(text=delta.text))
+        self.transcript.add_text(delta.text)
         self.emit(delta)
 
     def chunk(self, chunk: ToolUseChunk) -> None:

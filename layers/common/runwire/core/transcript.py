@@ -137,19 +137,17 @@ class TranscriptBuilder:
     reply: list[str] = field(default_factory=list)
     """Every text chunk of the run: the assistant's reply, for conversation memory."""
     _assistant: list[Block] = field(default_factory=list)
+    _text: list[str] = field(default_factory=list)
+    """The open text block's pieces: joined once, when the block closes (not once per token)."""
     _results: list[ToolResultBlock] = field(default_factory=list)
     _approvals: set[str] = field(default_factory=set)
 
     def add(self, chunk: Chunk) -> None:
         if isinstance(chunk, TextChunk):
-            self._open_step()
-            self.reply.append(chunk.text)
-            if self._assistant and isinstance(self._assistant[-1], TextBlock):
-                self._assistant[-1] = TextBlock(self._assistant[-1].text + chunk.text)
-            elif chunk.text:
-                self._assistant.append(TextBlock(chunk.text))
+            self.add_text(chunk.text)
         elif isinstance(chunk, ToolUseChunk):
             self._open_step()
+            self._end_text()
             self._assistant.append(ToolCallBlock(chunk.id, chunk.name, chunk.input, chunk.executor))
         elif isinstance(chunk, StepEndChunk):
             self.steps = max(self.steps, chunk.step)
@@ -162,6 +160,13 @@ class TranscriptBuilder:
         elif isinstance(chunk, RequiresActionChunk):
             self.wait_for(chunk.actions)
 
+    def add_text(self, text: str) -> None:
+        """The model's text, a token or a coalesced chunk at a time (adjacent pieces make one block)."""
+        self._open_step()
+        self.reply.append(text)
+        if text:
+            self._text.append(text)
+
     def wait_for(self, actions: Iterable[RequiredAction]) -> None:
         """The run stops for its client: the step is closed, and the calls waiting for approval are
         marked. The stepper folds its suspension in here too, as the log's requires_action will be."""
@@ -171,8 +176,9 @@ class TranscriptBuilder:
     def transcript(self) -> list[Message]:
         """The messages so far, the open step and pending results included."""
         messages = list(self.messages)
-        if self._assistant:
-            messages.append(Message("assistant", tuple(self._assistant)))
+        assistant = self._assistant + ([TextBlock("".join(self._text))] if self._text else [])
+        if assistant:
+            messages.append(Message("assistant", tuple(assistant)))
         if self._results:
             messages.append(Message("user", tuple(self._results)))
         return [self._with_approvals(m) for m in messages]
@@ -196,7 +202,13 @@ class TranscriptBuilder:
             self.messages.append(Message("user", tuple(self._results)))
             self._results = []
 
+    def _end_text(self) -> None:
+        if self._text:
+            self._assistant.append(TextBlock("".join(self._text)))
+            self._text = []
+
     def _close_step(self) -> None:
+        self._end_text()
         if self._assistant:
             self.messages.append(Message("assistant", tuple(self._assistant)))
             self._assistant = []
