@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..errors import (
     ConditionFailedError,
@@ -46,36 +47,43 @@ ANSWER_ATTEMPTS = 5
 
 def apply_tool_outputs(run: RunRecord, outputs: list[ToolOutput]) -> list[PendingAction]:
     """The run's actions with these client tool outputs recorded."""
-    actions = list(run.actions or [])
-    for output in outputs:
-        index = _find(actions, lambda a, wanted=output.tool_call_id: (  # type: ignore[misc]
-            isinstance(a.action, ClientToolAction) and a.tool_call_id == wanted))
-        if index is None:
-            raise NotWaitingError(f"run {run.run_id!r} is not waiting for the output of tool call {output.tool_call_id!r}")
-        pending = actions[index]
-        if pending.output is not None:
-            if pending.output != output:
-                raise NotWaitingError(f"tool call {output.tool_call_id!r} was answered already, differently")
-            continue
-        actions[index] = pending.model_copy(update={"output": output})
-    return actions
+    return _recorded(run, [(output.tool_call_id, output) for output in outputs], "output")
 
 
 def apply_decisions(run: RunRecord, decisions: list[ApprovalDecision]) -> list[PendingAction]:
     """The run's actions with these approvals or denials recorded."""
+    return _recorded(run, [(decision.approval_id, decision) for decision in decisions], "decision")
+
+
+def _recorded(
+    run: RunRecord, answers: list[tuple[str, ToolOutput | ApprovalDecision]], kind: Literal["output", "decision"]
+) -> list[PendingAction]:
+    """Each answer recorded on the pending action it answers (by tool call id for an output, by
+    approval id for a decision); NotWaitingError for one the run did not ask for, or that differs
+    from the answer already given. The same answer again changes nothing."""
     actions = list(run.actions or [])
-    for decision in decisions:
-        index = _find(actions, lambda a, wanted=decision.approval_id: (  # type: ignore[misc]
-            isinstance(a.action, ApprovalAction) and a.action.approval_id == wanted))
-        if index is None or not _still_bound(run, actions[index]):
-            raise NotWaitingError(f"run {run.run_id!r} is not waiting for approval {decision.approval_id!r}")
-        pending = actions[index]
-        if pending.decision is not None:
-            if pending.decision != decision:
-                raise NotWaitingError(f"approval {decision.approval_id!r} was answered already, differently")
+    for key, answer in answers:
+        index = next((i for i, pending in enumerate(actions) if _answers(run, pending, kind) == key), None)
+        if index is None:
+            raise NotWaitingError(f"run {run.run_id!r} is not waiting for {_WHAT[kind]} {key!r}")
+        given = getattr(actions[index], kind)
+        if given is not None:
+            if given != answer:
+                raise NotWaitingError(f"{_WHAT[kind]} {key!r} was answered already, differently")
             continue
-        actions[index] = pending.model_copy(update={"decision": decision})
+        actions[index] = actions[index].model_copy(update={kind: answer})
     return actions
+
+
+_WHAT = {"output": "the output of tool call", "decision": "approval"}
+
+
+def _answers(run: RunRecord, pending: PendingAction, kind: str) -> str | None:
+    """The id an answer of `kind` names this pending action by, or None if it takes no such answer."""
+    action = pending.action
+    if kind == "output":
+        return action.tool_call_id if isinstance(action, ClientToolAction) else None
+    return action.approval_id if isinstance(action, ApprovalAction) and _still_bound(run, pending) else None
 
 
 MAX_ACTIONS_BYTES = 64_000
@@ -90,10 +98,6 @@ def check_size(actions: list[PendingAction]) -> None:
             f"the answers come to {size:,} bytes with what the run asked; at most {MAX_ACTIONS_BYTES:,} are kept "
             "(send large results by reference, e.g. a URL)"
         )
-
-
-def _find(actions: list[PendingAction], matches: Callable[[PendingAction], bool]) -> int | None:
-    return next((i for i, action in enumerate(actions) if matches(action)), None)
 
 
 def _still_bound(run: RunRecord, pending: PendingAction) -> bool:
