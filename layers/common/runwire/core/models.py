@@ -251,6 +251,15 @@ class TextChunk(WireModel):
 ToolExecutor = Literal["server", "client"]
 
 
+def denial(reason: str) -> dict[str, Any]:
+    """The result of a tool call a person denied, as the log and every format show it."""
+    return {"denied": True, "reason": reason}
+
+
+def is_denial(output: Any, is_error: bool) -> bool:
+    return is_error and isinstance(output, dict) and output.get("denied") is True
+
+
 class ToolUseChunk(WireModel):
     type: Literal["tool_use"] = "tool_use"
     id: StrictStr
@@ -269,7 +278,7 @@ class ToolResultChunk(WireModel):
     @property
     def denied(self) -> bool:
         """A person denied this call: the output is `{"denied": true, "reason": …}`."""
-        return self.is_error and isinstance(self.output, dict) and self.output.get("denied") is True
+        return is_denial(self.output, self.is_error)
 
 
 class StepEndChunk(WireModel):

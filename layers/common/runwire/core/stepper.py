@@ -28,6 +28,7 @@ from .models import (
     StepEndChunk,
     ToolResultChunk,
     ToolUseChunk,
+    denial,
 )
 from .ports import (
     Cancellation,
@@ -204,8 +205,7 @@ class Stepper:
         decision = pending.decision
         assert decision is not None and isinstance(pending.action, ApprovalAction)
         if not decision.approved:
-            return ToolOutcome({"denied": True, "reason": decision.reason or "the user denied this tool call"},
-                               is_error=True)
+            return ToolOutcome(denial(decision.reason or "the user denied this tool call"), is_error=True)
         # The input frozen when approval was asked, never anything sent with the answer.
         return self._call(pending.action.name, pending.action.input, context)
 

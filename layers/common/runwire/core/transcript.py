@@ -29,6 +29,7 @@ from .models import (
     ToolExecutor,
     ToolResultChunk,
     ToolUseChunk,
+    is_denial,
 )
 
 Role = Literal["user", "assistant"]
@@ -71,7 +72,7 @@ class ToolResultBlock:
 
     @property
     def denied(self) -> bool:
-        return self.is_error and isinstance(self.output, dict) and self.output.get("denied") is True
+        return is_denial(self.output, self.is_error)
 
     def text_for_model(self) -> str:
         """What the model reads: a denial as `denied: <reason>`, a string as itself, else JSON."""
