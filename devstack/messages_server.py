@@ -13,6 +13,16 @@ Each request consumes the next scripted `Reply` (then falls back to the default 
 and benchmarks can script text, tool calls, HTTP errors before the stream, `event: error` mid-stream,
 a connection cut mid-stream and a stall. Every request is recorded (path, headers, JSON body).
 
+Continuing a cut-off answer, as a real model does (see `continued_reply`):
+- a prefill (the last message is the assistant's) continues the reply's text from where the
+  prefill ends, when the reply's text starts with it; a prefill ending in whitespace gets the
+  API's 400, and so does any prefill for a model in `refuse_prefill_models`, with the refusal the
+  4.6 models answer ("This model does not support assistant message prefill. …");
+- a user message asking to continue after a partial assistant message (the fallback for those
+  models) continues from the end of that partial text, first repeating its last
+  `repeat_tail_words` words, as real models often do.
+A refusal is decided before a scripted reply is consumed: the reply answers the retry.
+
 It runs on the standard library (`ThreadingHTTPServer`) rather than uvicorn so that it owns the
 bytes on the wire: chunked framing is written by hand, which is what lets it cut a response
 mid-body (no terminating chunk: the client sees an incomplete body, as with a dropped connection)
@@ -22,7 +32,9 @@ Deliberate divergences from the real API:
 - token counts are counts of deltas (output) and a length/4 estimate (input), not a tokenizer's;
 - no authentication: the key (`x-api-key`, or `Authorization: Bearer` as anthropic 2.x sends it)
   is recorded, never checked (script a 401 to test rejection);
-- the request body is not validated beyond being a JSON object.
+- the request body is not validated beyond being a JSON object (and a prefill's trailing whitespace);
+- a continuation request is recognised by its words ("cut off" and "continue"): a real model
+  understands any wording.
 
 Run `python -m devstack.messages_server --port 8765` for manual runs with
 `MODEL_PROVIDER=anthropic ANTHROPIC_BASE_URL=http://127.0.0.1:8765`.
@@ -43,14 +55,21 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, NoReturn, Self
 
 DEFAULT_TEXT = "Hello from the local Messages server. This is a scripted reply, streamed token by token."
 _TOKEN = re.compile(r"\s*\S+")
+_WORD = re.compile(r"\S+")
 _JSON_PIECE_CHARS = 12
+DEFAULT_REPEAT_TAIL_WORDS = 3
+PREFILL_REFUSAL = (
+    "This model does not support assistant message prefill. The conversation must end with a user message."
+)
+TRAILING_WHITESPACE_REFUSAL = "messages: final assistant content cannot end with trailing whitespace"
+_CONTINUE_REQUEST = (re.compile(r"\bcut off\b", re.IGNORECASE), re.compile(r"\bcontinue\b", re.IGNORECASE))
 
 # The status the real API pairs with each error type (https://docs.anthropic.com/en/api/errors).
 ERROR_STATUS = {
@@ -337,6 +356,70 @@ def _tool_use_id() -> str:
     return "toolu_" + uuid.uuid4().hex[:24]
 
 
+# --- continuing a cut-off answer (pure) -----------------------------------------------------------
+def _text_of(content: Any) -> str | None:
+    """The text an assistant message ends with (a string, or its last block's text), else None."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content and isinstance(content[-1], dict) and content[-1].get("type") == "text":
+        return str(content[-1].get("text", ""))
+    return None
+
+
+def prefill_of(body: dict[str, Any]) -> str | None:
+    """The prefill text when the request's last message is the assistant's, else None."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not isinstance(messages[-1], dict):
+        return None
+    last = messages[-1]
+    return _text_of(last.get("content")) if last.get("role") == "assistant" else None
+
+
+def _continued_partial(body: dict[str, Any]) -> str | None:
+    """The partial answer a user message asks to continue (the prefill fallback), else None."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or len(messages) < 2 or not all(isinstance(m, dict) for m in messages[-2:]):
+        return None
+    partial, ask = messages[-2], messages[-1]
+    asked = ask.get("content") if isinstance(ask.get("content"), str) else _text_of(ask.get("content"))
+    if partial.get("role") != "assistant" or ask.get("role") != "user" or not asked:
+        return None
+    if not all(pattern.search(asked) for pattern in _CONTINUE_REQUEST):
+        return None
+    return _text_of(partial.get("content"))
+
+
+def continued_reply(reply: Reply, body: dict[str, Any], *, repeat_tail_words: int = DEFAULT_REPEAT_TAIL_WORDS) -> Reply:
+    """`reply` as the continuation of a cut-off answer, when `body` asks for one and the reply's
+    first text starts with the text shown so far; otherwise `reply` unchanged.
+
+    After a prefill the text carries on from the prefill's last character; after a request to
+    continue it first repeats the partial text's last `repeat_tail_words` words."""
+    prefill = prefill_of(body)
+    partial = prefill if prefill is not None else _continued_partial(body)
+    if partial is None or not reply.content or not isinstance(reply.content[0], Text):
+        return reply
+    shown = partial.rstrip()
+    text = reply.content[0].text
+    if not shown or not text.startswith(shown):
+        return reply
+    start = len(shown)
+    if prefill is None and repeat_tail_words > 0:
+        word_starts = [word.start() for word in _WORD.finditer(shown)]
+        start = word_starts[-min(repeat_tail_words, len(word_starts))]
+    return replace(reply, content=(Text(text[start:]), *reply.content[1:]))
+
+
+def prefill_refusal(body: dict[str, Any], refuse_prefill_models: frozenset[str]) -> str | None:
+    """The 400 invalid_request_error message the API answers this request's prefill with, if any."""
+    prefill = prefill_of(body)
+    if prefill is None:
+        return None
+    if str(body.get("model")) in refuse_prefill_models:
+        return PREFILL_REFUSAL
+    return TRAILING_WHITESPACE_REFUSAL if prefill != prefill.rstrip() else None
+
+
 # --- transport ----------------------------------------------------------------------------------
 class _ClientGone(Exception):
     """The client hung up before the response was complete."""
@@ -374,7 +457,11 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
 
-        reply = owner._next_reply()
+        refusal = prefill_refusal(body, owner.refuse_prefill_models)
+        if refusal is not None:
+            self._send_json(400, error_body("invalid_request_error", refusal, request_id), request_id)
+            return
+        reply = continued_reply(owner._next_reply(), body, repeat_tail_words=owner.repeat_tail_words)
         if reply.status != 200:
             error_type = reply.error_type or _ERROR_TYPE_FOR_STATUS.get(reply.status, "api_error")
             message = reply.error_message or _default_error_message(error_type)
@@ -526,8 +613,19 @@ class MessagesServer:
     """
 
     def __init__(
-        self, replies: Iterable[Reply] = (), *, default: Reply | None = None, host: str = "127.0.0.1", port: int = 0
+        self,
+        replies: Iterable[Reply] = (),
+        *,
+        default: Reply | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        refuse_prefill_models: Iterable[str] = (),
+        repeat_tail_words: int = DEFAULT_REPEAT_TAIL_WORDS,
     ) -> None:
+        """`refuse_prefill_models`: models that answer a prefill with the 4.6 models' 400;
+        `repeat_tail_words`: how many words a continuation asked for in a user message repeats."""
+        self.refuse_prefill_models = frozenset(refuse_prefill_models)
+        self.repeat_tail_words = repeat_tail_words
         self._replies: deque[Reply] = deque(replies)
         self._default = default or Reply.text()
         self._address = (host, port)
@@ -604,9 +702,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--text", default=DEFAULT_TEXT, help="the reply to every request")
     parser.add_argument("--token-delay-ms", type=float, default=20.0, help="delay between text deltas")
+    parser.add_argument(
+        "--refuse-prefill-model", action="append", default=[], metavar="MODEL",
+        help="answer a prefill for this model with the 400 the 4.6 models give (repeatable)",
+    )
+    parser.add_argument(
+        "--repeat-tail-words", type=int, default=DEFAULT_REPEAT_TAIL_WORDS,
+        help="words a continuation asked for in a user message repeats before carrying on",
+    )
     args = parser.parse_args(argv)
     server = MessagesServer(
-        default=Reply.text(args.text, token_delay=args.token_delay_ms / 1000), host=args.host, port=args.port
+        default=Reply.text(args.text, token_delay=args.token_delay_ms / 1000),
+        host=args.host,
+        port=args.port,
+        refuse_prefill_models=args.refuse_prefill_model,
+        repeat_tail_words=args.repeat_tail_words,
     )
     print(f"Messages API on http://{args.host}:{args.port} (POST /v1/messages); Ctrl-C to stop", flush=True)
     try:

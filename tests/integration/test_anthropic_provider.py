@@ -355,6 +355,43 @@ def test_an_overloaded_response_is_retried_before_the_stream_starts(server):
     assert len(server.requests) == 2
 
 
+def test_by_default_the_sdk_does_not_retry_so_an_overload_surfaces_at_once_for_the_core_to_retry(server):
+    provider = AnthropicProvider(api_key=API_KEY, base_url=server.base_url)  # DEFAULT_MAX_RETRIES
+    server.script(Reply.http_error(529, headers={"retry-after": "3"}), Reply.text("Too late."))
+
+    run = stream(provider, ask())
+
+    assert isinstance(run.error, ModelOverloadedError), repr(run.error)
+    assert (run.error.retryable, run.error.retry_after) == (True, 3.0)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected", "retryable", "retry_after"),
+    [
+        pytest.param(Reply.http_error(429, headers={"retry-after-ms": "250"}), ModelRateLimitedError, True, 0.25,
+                     id="429-retry-after-ms"),
+        pytest.param(Reply.http_error(529, headers={"retry-after": "2"}), ModelOverloadedError, True, 2.0,
+                     id="529-retry-after"),
+        pytest.param(Reply.http_error(503, headers={"retry-after": "1"}), ModelUnavailableError, True, 1.0,
+                     id="503-retry-after"),
+        pytest.param(Reply.http_error(529), ModelOverloadedError, True, None, id="529-without-header"),
+        pytest.param(Reply.cut(after_tokens=2), ModelStreamInterruptedError, True, None, id="cut-mid-stream"),
+        pytest.param(Reply.http_error(400, headers={"retry-after": "5"}), ModelRequestRejectedError, False, None,
+                     id="400-is-not-retryable"),
+    ],
+)
+def test_errors_say_whether_to_retry_and_how_long_the_provider_asked_to_wait(
+    server, provider, reply, expected, retryable, retry_after
+):
+    server.script(reply)
+
+    run = stream(provider, ask())
+
+    assert type(run.error) is expected, repr(run.error)
+    assert (run.error.retryable, run.error.retry_after) == (retryable, retry_after)
+
+
 def test_an_error_event_mid_stream_is_not_retried(server):
     provider = AnthropicProvider(api_key=API_KEY, base_url=server.base_url, max_retries=2)
     server.script(Reply.error_event("overloaded_error", after_tokens=1))

@@ -14,29 +14,49 @@ callback does that and the reading thread closes the response itself. A cancella
 arrives before the response headers takes effect once they arrive (the SDK gives us no handle
 on the request until then).
 
-How failures surface in anthropic 2.11, and what they become here:
-- before the stream, after the SDK's own retries (`max_retries`; it retries 408/409/429/5xx and
-  connection errors, never once the stream has started): `APIStatusError` subclasses chosen by
-  status (`OverloadedError` for 529, `RateLimitError`, `InternalServerError`, …),
-  `APITimeoutError`, `APIConnectionError`;
+Continuing a cut-off answer (`runwire.core.continuation`). When the transcript ends with an
+assistant message whose last block is text, the core is asking for the rest of that answer.
+- Prefill, tried first: the partial text goes as the final assistant message, trailing whitespace
+  stripped (the API refuses a final assistant message ending in whitespace; dropped entirely when
+  nothing else is left), and the model carries on from its last character.
+- Fallback, for models that refuse prefill (the 4.6 models answer 400 invalid_request_error "This
+  model does not support assistant message prefill. The conversation must end with a user
+  message."): the partial assistant message stays (stripped the same way), followed by a user
+  message, `CONTINUE_PROMPT`, asking for the rest. Such a model often repeats the last few words
+  first, so its text goes through `ContinuationJoiner`'s overlap removal.
+A model that refuses is remembered for the provider's life (seeded by `prefill_refused_models`)
+and the same call is made again at once in the fallback shape. In both shapes the deltas go
+through `ContinuationJoiner`, so the client sees the partial text and the rest as one text.
+
+How failures surface in anthropic 2.x, and what they become here:
+- before the stream: `APIStatusError` subclasses chosen by status (`OverloadedError` for 529,
+  `RateLimitError`, `InternalServerError`, …), `APITimeoutError`, `APIConnectionError`. The SDK's
+  own retries are off by default (`DEFAULT_MAX_RETRIES`): the core retries retryable
+  `ModelError`s itself, with backoff, within the run's deadline, honouring `retry_after` (from
+  the response's `retry-after-ms` / `retry-after` header);
 - an `event: error` inside the 200 stream: a plain `APIStatusError` whose `status_code` is the
   stream's 200 and whose `body` is the event's JSON, so we map it by `body.error.type`;
 - a connection lost or a read timing out mid-stream: the HTTP library's own exceptions, unwrapped
   (`httpx2.RemoteProtocolError`, `ReadError`, `ReadTimeout` in 2.11, which runs on httpx2);
 - a stream that ends without `message_stop`: no exception at all, so we check for it.
-Errors are told apart by class, status and the body's `error.type`, never by message text.
+Errors are told apart by class, status and the body's `error.type`, never by message text, with
+one exception: the prefill refusal, which has no type of its own (see `_refuses_prefill`).
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
+import math
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core.continuation import ContinuationJoiner, partial_reply, prefill_text
 from ..core.ports import Cancellation, ModelEvent, ModelRequest, TextDelta, ToolCallRequested, TurnEnded, UsageUpdated
 from ..core.transcript import Block, DocumentBlock, ImageBlock, Message, TextBlock, ToolCallBlock
 from ..errors import (
@@ -58,7 +78,14 @@ DEFAULT_READ_TIMEOUT_SECONDS = 60.0
 """Per read: the longest the stream may go silent. The API pings while it thinks, so a healthy
 stream is never silent this long; a stalled one fails instead of hanging the run."""
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 5.0
-DEFAULT_MAX_RETRIES = 2
+DEFAULT_MAX_RETRIES = 0
+"""The SDK does not retry on its own: the core retries retryable model errors itself, with
+backoff, inside the run's deadline (and as continuations once text has streamed)."""
+CONTINUE_PROMPT = (
+    "Your previous reply was cut off. Continue it from exactly where it stopped, "
+    "without repeating anything already written:"
+)
+"""The user message that asks a model refusing prefill for the rest of its cut-off answer."""
 
 
 def build_client(
@@ -98,8 +125,11 @@ class AnthropicProvider:
         read_timeout: float = DEFAULT_READ_TIMEOUT_SECONDS,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        prefill_refused_models: frozenset[str] = frozenset(),
     ) -> None:
         """Pass a built `client`, or the settings to build one (ignored when `client` is given).
+        `prefill_refused_models`: models known to refuse prefill, continued in the fallback shape
+        from the start (others that refuse are learned on their first refusal).
 
         Importing the SDK takes about a second, so a client built from settings is built on a
         background thread started here: the handler module imports fast (cold start), and the
@@ -113,8 +143,15 @@ class AnthropicProvider:
             "connect_timeout": connect_timeout,
             "max_retries": max_retries,
         }
+        self._prefill_refused = frozenset(prefill_refused_models)
+        """Replaced, never mutated: worker threads read it while another may learn a refusal."""
         if client is None:
             threading.Thread(target=self._sdk_client, name="anthropic-warmup", daemon=True).start()
+
+    @property
+    def prefill_refused_models(self) -> frozenset[str]:
+        """The models continued in the fallback shape: given, or learned from their refusal."""
+        return self._prefill_refused
 
     def _sdk_client(self) -> anthropic.Anthropic:
         with self._client_lock:
@@ -125,8 +162,9 @@ class AnthropicProvider:
     def stream(self, request: ModelRequest, cancellation: Cancellation) -> Iterator[ModelEvent]:
         if cancellation.cancelled:
             return
+        partial = partial_reply(request.messages)
         try:
-            sdk_stream = self._sdk_client().messages.create(**request_arguments(request), stream=True)
+            sdk_stream, prefilled = self._open(request, prefill=request.model not in self._prefill_refused)
         except Exception as exc:
             if cancellation.cancelled:
                 return
@@ -137,12 +175,13 @@ class AnthropicProvider:
 
         cancellation.on_cancel(lambda: _interrupt(sdk_stream))
         turn = _TurnAssembler(request.model)
+        joiner = ContinuationJoiner(partial or "", drop_overlap=partial is not None and not prefilled)
         try:
             with sdk_stream:
                 for event in sdk_stream:
                     if cancellation.cancelled:
                         return
-                    yield from turn.feed(event)
+                    yield from _joined(turn.feed(event), joiner)
         except Exception as exc:
             if cancellation.cancelled:
                 return  # the read we broke on purpose fails; that is the cancellation, not an error
@@ -152,11 +191,44 @@ class AnthropicProvider:
             raise error from exc
         if cancellation.cancelled:
             return
-        yield turn.end()
+        ended = turn.end()
+        yield from _joined([], joiner, finished=True)
+        yield ended
+
+    def _open(
+        self, request: ModelRequest, *, prefill: bool
+    ) -> tuple[anthropic.Stream[RawMessageStreamEvent], bool]:
+        """The SDK stream, and whether a continuation went as a prefill. A model that refuses
+        prefill is remembered, and asked again at once in the fallback shape."""
+        client = self._sdk_client()
+        try:
+            return client.messages.create(**request_arguments(request, prefill=prefill), stream=True), prefill
+        except Exception as exc:
+            if not (prefill and partial_reply(request.messages) is not None and _refuses_prefill(exc)):
+                raise
+        self._prefill_refused = self._prefill_refused | {request.model}
+        return client.messages.create(**request_arguments(request, prefill=False), stream=True), False
 
 
-def request_arguments(request: ModelRequest) -> dict[str, Any]:
-    """`messages.create` keyword arguments; optional settings only when set.
+def _joined(events: Iterable[ModelEvent], joiner: ContinuationJoiner, *, finished: bool = False) -> Iterator[ModelEvent]:
+    """`events` with their text passed through `joiner`; what it holds back comes out before a
+    tool call, and at the end (`finished`)."""
+    for event in events:
+        if isinstance(event, TextDelta):
+            text = joiner.feed(event.text)
+            if text:
+                yield TextDelta(text)
+            continue
+        if isinstance(event, ToolCallRequested):
+            yield from _joined([], joiner, finished=True)
+        yield event
+    if finished and (held := joiner.finish()):
+        yield TextDelta(held)
+
+
+def request_arguments(request: ModelRequest, *, prefill: bool = True) -> dict[str, Any]:
+    """`messages.create` keyword arguments; optional settings only when set. `prefill`: how a
+    continuation request asks for the rest (see the module docstring); no effect on others.
 
     anthropic 1.0 removed the `temperature`, `top_p` and `top_k` keyword arguments from
     `Messages.create()`; the API still takes them on models that support sampling settings, so
@@ -166,7 +238,7 @@ def request_arguments(request: ModelRequest) -> dict[str, Any]:
     arguments: dict[str, Any] = {
         "model": request.model,
         "max_tokens": request.max_tokens,
-        "messages": anthropic_messages(request.messages),
+        "messages": anthropic_messages(request.messages, prefill=prefill),
     }
     if request.system:
         arguments["system"] = request.system
@@ -183,9 +255,25 @@ def request_arguments(request: ModelRequest) -> dict[str, Any]:
     return arguments
 
 
-def anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
-    """The neutral transcript in the Messages API's shape."""
-    return [{"role": message.role, "content": _content(message)} for message in messages]
+def anthropic_messages(messages: list[Message], *, prefill: bool = True) -> list[dict[str, Any]]:
+    """The neutral transcript in the Messages API's shape. A continuation request's partial text
+    goes stripped of trailing whitespace; with `prefill` False, `CONTINUE_PROMPT` follows it."""
+    sent = [{"role": message.role, "content": _content(message)} for message in _partial_stripped(messages)]
+    partial = partial_reply(messages)
+    if not prefill and partial is not None and prefill_text(partial):
+        sent.append({"role": "user", "content": CONTINUE_PROMPT})
+    return sent
+
+
+def _partial_stripped(messages: list[Message]) -> list[Message]:
+    """The transcript with a cut-off answer's trailing whitespace stripped (its block dropped if
+    nothing is left, and its message too if that was all it held)."""
+    partial = partial_reply(messages)
+    if partial is None:
+        return messages
+    stem = prefill_text(partial)
+    blocks = messages[-1].blocks[:-1] + ((TextBlock(stem),) if stem else ())
+    return messages[:-1] + ([Message("assistant", blocks)] if blocks else [])
 
 
 def _content(message: Message) -> str | list[dict[str, Any]]:
@@ -347,7 +435,10 @@ def model_error_for(exc: BaseException) -> ModelError | None:
             # An `event: error` inside a 200 stream: the status says nothing, the event's type does.
             details["request_id"] = details["request_id"] or _body_field(exc.body, "request_id")
             return _error_for_event(error_type, _body_error(exc.body, "message"), details)
-        return _error_for_status(exc.status_code, error_type, _body_error(exc.body, "message"), details)
+        error = _error_for_status(exc.status_code, error_type, _body_error(exc.body, "message"), details)
+        if error.retryable:
+            error.retry_after = retry_after_seconds(exc.response.headers)
+        return error
     if isinstance(exc, anthropic.APITimeoutError):
         return ModelStreamInterruptedError("The model provider did not answer in time (timed out); try again.")
     if isinstance(exc, anthropic.APIConnectionError):
@@ -385,6 +476,48 @@ def _error_for_status(
     return ModelRequestRejectedError(
         f"The model provider rejected the request (HTTP {status} {error_type or 'error'}){reason}", details=details
     )
+
+
+def _refuses_prefill(exc: BaseException) -> bool:
+    """Is this the API refusing a prefill (a final assistant message) for the model asked?
+
+    The one place message text is consulted: the refusal is a plain 400 invalid_request_error,
+    the type every malformed request gets, and only its message tells it apart. It is checked
+    only for a request that did carry a prefill. "pre-fill" is the spelling of the older
+    refusal (prefill together with tools)."""
+    import anthropic
+
+    if not isinstance(exc, anthropic.APIStatusError) or exc.status_code != 400:
+        return False
+    message = _body_error(exc.body, "message") or ""
+    return _body_error(exc.body, "type") == "invalid_request_error" and "prefill" in message.lower().replace("-", "")
+
+
+def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """How long the provider asked us to wait: `retry-after-ms` (the API's own, more precise),
+    else `retry-after` in seconds or as an HTTP date (RFC 9110 §10.2.3); None if neither says."""
+    milliseconds = _finite(headers.get("retry-after-ms"))
+    if milliseconds is not None:
+        return max(0.0, milliseconds / 1000)
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    seconds = _finite(value)
+    if seconds is not None:
+        return max(0.0, seconds)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
+def _finite(value: str | None) -> float | None:
+    try:
+        number = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 # The error types the API pairs with a 4xx status (https://docs.anthropic.com/en/api/errors).

@@ -17,16 +17,25 @@ A directive in the task steers it, for tests and benchmarks:
 - `delay_ms=D`   the delay between tokens (default: the provider's setting)
 - `stall=S`      wait S seconds before the first token (a slow model)
 - `fail=KIND`    after `after=N` tokens fail as `overloaded`, `unavailable` or `interrupted`
+
+A continuation request (the transcript ends with the assistant's cut-off text) streams only the
+rest of the reply it would have given without that text: the reply after its longest common
+prefix with the text shown (trailing whitespace aside), joined by `ContinuationJoiner`. `after=N`
+counts tokens of the whole reply, so an answer cut by `fail` after N tokens is continued to its
+end; with `after=0` every call fails (nothing was shown to continue from).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os.path
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
+from ..core.continuation import ContinuationJoiner, partial_reply, prefill_text, without_partial_reply
 from ..core.ports import (
     Cancellation,
     Clock,
@@ -46,11 +55,38 @@ _DIRECTIVE = re.compile(r"\[\[scripted([^\]]*)\]\]")
 _ARITHMETIC = re.compile(r"(?<![\w.])(\(?-?\d+(?:\.\d+)?(?:\s*(?:\*\*|//|[-+*/%])\s*\(?-?\d+(?:\.\d+)?\)?)+\)?)")
 _NAME_TOLD = re.compile(r"\bmy name is ([A-Z][\w-]*)", re.IGNORECASE)
 _TOKEN = re.compile(r"\s*\S+")
+_STAMP = re.compile(r"@\d+")
 _FAILURES = {
     "overloaded": lambda: ModelOverloadedError("The model provider is overloaded (scripted failure); try again shortly."),
     "unavailable": lambda: ModelUnavailableError("The model provider returned a server error (scripted failure)."),
     "interrupted": lambda: ModelStreamInterruptedError("The model's stream broke off mid-answer (scripted failure)."),
 }
+
+
+def _failure_index(directive: dict[str, str], first_index: int) -> int | None:
+    """The reply's token index at which this call fails, if it does: a call that continues from
+    the failure point (or past it) is the retry that gets through."""
+    if "fail" not in directive:
+        return None
+    after = int(directive.get("after", "0"))
+    return after if after > first_index or first_index == 0 else None
+
+
+def _tokens_after(tokens: list[str], shown: str) -> tuple[int, list[str]]:
+    """(how many of `tokens` the client has seen whole, the pieces still to stream): the reply
+    after its longest common prefix with `shown`, the rest of a token cut in two first."""
+    reply = "".join(tokens)
+    common = len(os.path.commonprefix([reply, shown]))
+    seen = consumed = 0
+    for token in tokens:
+        if consumed + len(token) > common:
+            break
+        consumed += len(token)
+        seen += 1
+    rest = tokens[seen:]
+    if rest and common > consumed:
+        rest = [rest[0][common - consumed :], *rest[1:]]
+    return seen, rest
 
 
 def _text_of(message: Message) -> str:
@@ -110,6 +146,10 @@ class ScriptedProvider:
         if "stall" in directive and cancellation.wait(float(directive["stall"])):
             return
 
+        partial = partial_reply(request.messages)
+        if partial is not None:
+            yield from self._continue(request, task, directive, partial, input_tokens, delay, cancellation)
+            return
         tool_calls = self._tool_calls(request, task)
         if tool_calls:
             yield from tool_calls
@@ -122,21 +162,55 @@ class ScriptedProvider:
             return
 
         tokens = self._answer_tokens(request, task, directive)
-        fail_after = int(directive.get("after", "0")) if "fail" in directive else None
+        yield from self._stream_tokens(tokens, 0, directive, input_tokens, delay, cancellation)
+
+    def _continue(
+        self,
+        request: ModelRequest,
+        task: str,
+        directive: dict[str, str],
+        partial: str,
+        input_tokens: int,
+        delay: float,
+        cancellation: Cancellation,
+    ) -> Iterator[ModelEvent]:
+        """The rest of the reply the call that was cut off would have given."""
+        answered = replace(request, messages=without_partial_reply(request.messages))
+        tokens = self._answer_tokens(answered, task, directive)
+        shown = prefill_text(_STAMP.sub("", partial) if directive.get("stamp") == "1" else partial)
+        seen, rest = _tokens_after(tokens, shown)
+        joiner = ContinuationJoiner(partial)
+        pieces = [joiner.feed(piece) for piece in rest] or [""]  # one piece per token: indices stay the reply's
+        pieces[-1] += joiner.finish()
+        yield from self._stream_tokens(pieces, seen, directive, input_tokens, delay, cancellation)
+
+    def _stream_tokens(
+        self,
+        tokens: list[str],
+        first_index: int,
+        directive: dict[str, str],
+        input_tokens: int,
+        delay: float,
+        cancellation: Cancellation,
+    ) -> Iterator[ModelEvent]:
+        """Stream `tokens`, the reply's from `first_index` on, failing as the directive says."""
+        fail_at = _failure_index(directive, first_index)
         emitted: list[str] = []
-        for index, token in enumerate(tokens):
-            if fail_after is not None and index >= fail_after:
-                break
-            if index and delay and cancellation.wait(delay):
+        for index, token in enumerate(tokens, start=first_index):
+            if index == fail_at:
+                raise _FAILURES.get(directive["fail"], _FAILURES["unavailable"])()
+            if emitted and delay and cancellation.wait(delay):
                 return
             if cancellation.cancelled:
                 return
+            if not token:
+                continue
             if directive.get("stamp") == "1":
                 token = f"{token}@{int(self._clock() * 1000)}"
             emitted.append(token)
             yield TextDelta(token)
             yield UsageUpdated(MODEL_NAME, input_tokens, len(emitted))
-        if fail_after is not None:
+        if fail_at is not None:  # the reply was shorter than `after`: it fails at its end
             raise _FAILURES.get(directive["fail"], _FAILURES["unavailable"])()
         yield TurnEnded("end_turn", [{"type": "text", "text": "".join(emitted)}])
 
