@@ -9,6 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 
+from runwire.adapters.emf_metrics import metrics_per_invocation
 from runwire.observability import configure_lambda_logging
 from runwire.wiring import build_sweeper
 
@@ -17,6 +18,7 @@ sweeper = build_sweeper()
 
 
 @logger.inject_lambda_context
+@metrics_per_invocation
 @event_source(data_class=EventBridgeEvent)
 def handler(event: EventBridgeEvent, context: Any) -> dict[str, int]:
     expired = sweeper.sweep()
