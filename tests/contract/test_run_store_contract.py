@@ -17,6 +17,7 @@ from runwire.core.models import (
     ApprovalDecision,
     EndChunk,
     ErrorChunk,
+    Lease,
     RequiresActionChunk,
     RunError,
     RunRecord,
@@ -30,7 +31,7 @@ from runwire.core.models import (
     UsageChunk,
 )
 from runwire.core.transcript import ToolCallBlock
-from runwire.errors import ConditionFailedError
+from runwire.errors import ConditionFailedError, LeaseLostError
 
 
 class FakeClock:
@@ -508,3 +509,90 @@ def test_finish_with_a_retention_keeps_the_run_until_then_and_no_longer(store_an
     assert ended.expires_at == int(clock()) + 2
     assert store.get_run("acme", run.run_id).expires_at == int(clock()) + 2
     assert [c.chunk.type for c in store.read_chunks("acme", run.run_id, after=0, consistent=True)] == ["end"]
+
+
+# --- leases: claim, take-over, renewal, fencing ------------------------------------------------------
+def claimed(store, clock, owner="w1", lease_for=10.0):
+    run = new_run(clock)
+    store.create_run(run)
+    return store.claim("acme", run.run_id, lease=Lease(owner, clock() + lease_for), now=clock(),
+                       expires_at=int(clock()) + 600)
+
+
+def test_a_claim_holds_a_queued_run_under_its_lease_and_counts_the_attempt(store_and_clock):
+    store, clock = store_and_clock
+    run = claimed(store, clock)
+    assert (run.status, run.lease_owner, run.lease_expires_at, run.attempts, run.takeovers) == (
+        RunStatus.RUNNING, "w1", clock() + 10, 1, 0)
+    assert run.started_at == clock() and run.expires_at == int(clock()) + 600
+    with pytest.raises(ConditionFailedError):
+        store.claim("acme", run.run_id, lease=Lease("w2", clock() + 10), now=clock(), expires_at=int(clock()) + 600)
+
+
+def test_a_run_is_taken_over_only_once_its_holders_lease_has_lapsed(store_and_clock):
+    store, clock = store_and_clock
+    run = claimed(store, clock)
+    with pytest.raises(ConditionFailedError):
+        store.take_over("acme", run.run_id, lease=Lease("w2", clock() + 20), previous_owner="w1", now=clock())
+    clock.now += 11
+    with pytest.raises(ConditionFailedError):  # the previous holder must be the one it saw
+        store.take_over("acme", run.run_id, lease=Lease("w2", clock() + 10), previous_owner="someone", now=clock())
+    taken = store.take_over("acme", run.run_id, lease=Lease("w2", clock() + 10), previous_owner="w1", now=clock())
+    assert (taken.status, taken.lease_owner, taken.attempts, taken.takeovers) == (RunStatus.RUNNING, "w2", 2, 1)
+    with pytest.raises(ConditionFailedError):  # a second taker that saw the same lapse loses
+        store.take_over("acme", run.run_id, lease=Lease("w3", clock() + 10), previous_owner="w1", now=clock())
+
+
+def test_renewal_extends_the_holders_lease_records_its_usage_and_answers_the_cancel_flag(store_and_clock):
+    store, clock = store_and_clock
+    run = claimed(store, clock)
+    usage = Usage(model="m", input_tokens=12, output_tokens=3)
+    assert store.renew_lease("acme", run.run_id, lease=Lease("w1", clock() + 30), live_usage=usage) == (
+        RunStatus.RUNNING, False)
+    store.request_cancel("acme", run.run_id)
+    assert store.renew_lease("acme", run.run_id, lease=Lease("w1", clock() + 30), live_usage=None) == (
+        RunStatus.RUNNING, True)
+    current = store.get_run("acme", run.run_id)
+    assert current.lease_expires_at == clock() + 30 and current.live_usage == usage
+
+
+def test_a_superseded_worker_can_renew_nothing_write_nothing_and_end_nothing(store_and_clock):
+    store, clock = store_and_clock
+    run = claimed(store, clock)
+    store.append_chunk("acme", run.run_id, 1, TextChunk(text="a"), expires_at=int(clock()) + 600, owner="w1")
+    clock.now += 11
+    store.take_over("acme", run.run_id, lease=Lease("w2", clock() + 10), previous_owner="w1", now=clock())
+    with pytest.raises(LeaseLostError):
+        store.renew_lease("acme", run.run_id, lease=Lease("w1", clock() + 10), live_usage=None)
+    with pytest.raises(LeaseLostError):
+        store.append_chunk("acme", run.run_id, 2, TextChunk(text="stale"), expires_at=int(clock()) + 600, owner="w1")
+    with pytest.raises(LeaseLostError):
+        store.finish("acme", run.run_id, RunStatus.FAILED, expected=RunStatus.RUNNING, end_seq=2, finished_at=clock(),
+                     usage=None, error=RunError(code="run_timed_out", message="late"), owner="w1")
+    assert [c.chunk for c in store.read_chunks("acme", run.run_id, after=0, consistent=True)] == [TextChunk(text="a")]
+    store.append_chunk("acme", run.run_id, 2, TextChunk(text="b"), expires_at=int(clock()) + 600, owner="w2")
+    ended = store.finish("acme", run.run_id, RunStatus.SUCCEEDED, expected=RunStatus.RUNNING, end_seq=3,
+                         finished_at=clock(), usage=None, error=None, owner="w2")
+    assert ended.status is RunStatus.SUCCEEDED
+    assert [c.chunk for c in store.read_chunks("acme", run.run_id, after=0, consistent=True)] == [
+        TextChunk(text="a"), TextChunk(text="b"), EndChunk(status=RunStatus.SUCCEEDED)]
+
+
+def test_a_fenced_write_to_a_taken_seq_is_a_condition_failure_not_a_lost_lease(store_and_clock):
+    store, clock = store_and_clock
+    run = claimed(store, clock)
+    store.append_chunk("acme", run.run_id, 1, TextChunk(text="a"), expires_at=int(clock()) + 600, owner="w1")
+    with pytest.raises(ConditionFailedError) as raised:
+        store.append_chunk("acme", run.run_id, 1, TextChunk(text="a"), expires_at=int(clock()) + 600, owner="w1")
+    assert not isinstance(raised.value, LeaseLostError)
+
+
+def test_a_superseded_worker_cannot_suspend_the_run(store_and_clock):
+    store, clock = store_and_clock
+    run = claimed(store, clock)
+    clock.now += 11
+    store.take_over("acme", run.run_id, lease=Lease("w2", clock() + 10), previous_owner="w1", now=clock())
+    with pytest.raises(ConditionFailedError):
+        store.suspend("acme", run.run_id, first_seq=1, chunks=[RequiresActionChunk(actions=[], expires_at="x")],
+                      actions=[], action_expires_at=clock() + 60, usage=None, expires_at=int(clock()) + 600, owner="w1")
+    assert store.get_run("acme", run.run_id).status is RunStatus.RUNNING

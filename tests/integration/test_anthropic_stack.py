@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from devstack.messages_server import MessagesServer, Reply
+from devstack.messages_server import DEFAULT_TEXT, MessagesServer, Reply
 from devstack.readiness import stop
 
 from .conftest import start_stack
@@ -77,22 +77,51 @@ def test_tool_round_trip_through_the_real_sdk(anthropic_stack, messages_server, 
     assert json.loads(result_block["content"])["result"] == 391
 
 
-@pytest.mark.parametrize(
-    ("reply", "code"),
-    [
-        (Reply.http_error(401), "model_request_rejected"),
-        (Reply.error_event("overloaded_error", after_tokens=3), "model_overloaded"),
-        (Reply.cut(after_tokens=3), "model_stream_interrupted"),
-    ],
-    ids=["401", "overloaded-mid-stream", "connection-cut"],
-)
-def test_model_errors_end_the_run_failed_with_an_error_chunk(anthropic_stack, messages_server, client, reply, code):
-    messages_server.script(reply)
+def test_a_rejected_request_ends_the_run_failed_at_once(anthropic_stack, messages_server, client):
+    messages_server.script(Reply.http_error(401))
+    before = len(messages_server.requests)
     chunks, run_id = stream_chunks(anthropic_stack, client, {"task": "hello"})
-    error = next(c for c in chunks if c["type"] == "error")
-    assert error["code"] == code
+    assert next(c for c in chunks if c["type"] == "error")["code"] == "model_request_rejected"
     view = client.get(f"{anthropic_stack.base_url}/v1/runs/{run_id}", headers=anthropic_stack.headers()).json()
-    assert view["status"] == "failed" and view["error"]["code"] == code
+    assert view["status"] == "failed" and view["error"]["code"] == "model_request_rejected"
+    assert len(messages_server.requests) - before == 1  # not retried: it cannot succeed
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Reply.http_error(529, "overloaded_error"),
+        Reply.http_error(429, "rate_limit_error", headers={"retry-after": "1"}),
+        Reply.http_error(500, "api_error"),
+        Reply.error_event("overloaded_error", after_tokens=3),
+        Reply.cut(after_tokens=3),
+    ],
+    ids=["529", "429-retry-after", "500", "overloaded-mid-stream", "connection-cut"],
+)
+def test_a_transient_model_fault_is_retried_and_the_client_reads_one_whole_answer(
+    anthropic_stack, messages_server, client, fault
+):
+    messages_server.script(fault)
+    before = len(messages_server.requests)
+    chunks, run_id = stream_chunks(anthropic_stack, client, {"task": "hello"})
+    assert not [c for c in chunks if c["type"] == "error"]
+    assert "".join(c["text"] for c in chunks if c["type"] == "text") == DEFAULT_TEXT
+    view = client.get(f"{anthropic_stack.base_url}/v1/runs/{run_id}", headers=anthropic_stack.headers()).json()
+    assert view["status"] == "succeeded"
+    requests = messages_server.requests[before:]
+    assert len(requests) == 2
+    if any(c["type"] == "interrupted" for c in chunks):  # cut mid-answer: the retry continued the text shown
+        assert requests[1].body["messages"][-1]["role"] == "assistant"
+
+
+def test_a_model_that_stays_overloaded_ends_the_run_failed_after_max_attempts(anthropic_stack, messages_server, client):
+    messages_server.script(*[Reply.http_error(529, "overloaded_error")] * 3)
+    before = len(messages_server.requests)
+    chunks, run_id = stream_chunks(anthropic_stack, client, {"task": "hello"})
+    assert next(c for c in chunks if c["type"] == "error")["code"] == "model_overloaded"
+    view = client.get(f"{anthropic_stack.base_url}/v1/runs/{run_id}", headers=anthropic_stack.headers()).json()
+    assert view["status"] == "failed" and view["error"]["code"] == "model_overloaded"
+    assert len(messages_server.requests) - before == 3
 
 
 def test_cancel_closes_the_model_stream(anthropic_stack, messages_server, client):

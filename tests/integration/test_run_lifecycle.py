@@ -59,12 +59,25 @@ def test_a_run_past_max_run_seconds_ends_expired_with_an_error_chunk(stack, clie
     assert wait_for_status(stack, client, run["runId"], {"expired"})["error"]["code"] == "run_timed_out"
 
 
-def test_model_failure_mid_answer_ends_failed(stack, client):
+def test_a_model_stream_cut_mid_answer_is_continued_and_the_client_reads_one_whole_text(stack, client):
     run = stack.start(client, "[[scripted tokens=50 fail=interrupted after=10]]")
     events = read_events(client, f"{stack.base_url}/v1/runs/{run['runId']}/stream", stack.headers())
     data = [json.loads(e.data) for e in events if e.event == "data"]
+    text = "".join(d["text"] for d in data if d["type"] == "text")
+    assert text == "".join(f" {n}" for n in range(1, 51))
+    assert [d["reason"] for d in data if d["type"] == "interrupted"] == ["model_stream_interrupted"]
+    assert sum(1 for e in events if e.event == "end") == 1
+    finished = wait_for_status(stack, client, run["runId"], {"succeeded"})
+    steps = [d for d in data if d["type"] in ("step_end", "interrupted")]
+    assert finished["usage"]["outputTokens"] == sum(d["outputTokens"] for d in steps) == 50
+
+
+def test_a_model_that_keeps_failing_ends_failed_with_its_error_code(stack, client):
+    run = stack.start(client, "[[scripted tokens=50 fail=unavailable after=0]]")
+    events = read_events(client, f"{stack.base_url}/v1/runs/{run['runId']}/stream", stack.headers())
+    data = [json.loads(e.data) for e in events if e.event == "data"]
     assert [d["type"] for d in data[-2:]] == ["error", "usage"]
-    assert data[-2]["code"] == "model_stream_interrupted"
+    assert data[-2]["code"] == "model_unavailable"
     assert sum(1 for e in events if e.event == "end") == 1
     assert wait_for_status(stack, client, run["runId"], {"failed"})["status"] == "failed"
 

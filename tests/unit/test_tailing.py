@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from runwire.core.models import EndChunk, RunStatus, StoredChunk, TextChunk
-from runwire.core.tailing import KeepAlive, PollPolicy, tail_chunks
+from runwire.core.tailing import KeepAlive, Liveness, PollPolicy, tail_chunks
 
 POLICY = PollPolicy(write_interval=0.1, align_margin=0.006, retry_interval=0.01, min_interval=0.02,
                     idle_interval=0.5, ping_interval=15.0, liveness_interval=30.0)
@@ -42,8 +42,8 @@ class Simulation:
         self.reads.append(self.now)
         return [c for t, c in self.chunks if t <= self.now and c.seq > after]
 
-    async def alive(self, after: int) -> bool:
-        return True
+    async def alive(self, after: int) -> Liveness:
+        return Liveness.ALIVE
 
     async def sleep(self, seconds: float) -> None:
         self.now += seconds
@@ -102,3 +102,16 @@ def test_the_margin_settles_near_the_stores_write_to_visible_latency():
         median_late, queries_per_second = lag_with_visibility(visibility)
         assert median_late < 0.004
         assert queries_per_second <= 25
+
+
+def test_a_reader_is_told_once_when_the_runs_worker_is_gone_and_reads_on_when_another_carries_it_on():
+    from runwire.core.tailing import Recovering
+
+    class Lapsed(Simulation):
+        async def alive(self, after: int) -> Liveness:
+            return Liveness.RECOVERING if 1.0 <= self.now < 100.0 else Liveness.ALIVE
+
+    # Liveness is asked every 30 s without output: at 30, 60 and 90 s the run is between workers.
+    sim = Lapsed([stored(1, 0.5), stored(2, 101.0), stored(3, 101.2, end=True)])
+    items = [i for i in sim.run() if not isinstance(i, KeepAlive)]
+    assert [type(i).__name__ if isinstance(i, Recovering) else i.seq for i in items] == [1, "Recovering", 2, 3]

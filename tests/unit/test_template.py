@@ -94,22 +94,36 @@ def test_worker_always_finishes_a_run_before_its_message_reappears(template: dic
     assert template["Parameters"]["StreamRetentionSeconds"]["MinValue"] >= max_run_seconds
 
 
-def test_a_claimed_run_outlives_the_redelivery_that_recovers_it_from_a_dead_worker(template: dict) -> None:
-    from runwire.core.worker import WorkerPolicy
+def test_a_dead_workers_message_reappears_after_its_lease_and_before_its_run_expires(template: dict) -> None:
+    from runwire.settings import Settings
+    from runwire.wiring import worker_policy
 
     resources = template["Resources"]
-    visibility = resources["RunQueue"]["Properties"]["VisibilityTimeout"]
-    worker_env = resources["WorkerFunction"]["Properties"]["Environment"]["Variables"]
-    assert int(worker_env["RUN_QUEUE_VISIBILITY_SECONDS"]) == visibility
+    queue = resources["RunQueue"]["Properties"]
+    worker = resources["WorkerFunction"]["Properties"]
+    worker_env = worker["Environment"]["Variables"]
+    # Lambda refuses an event source mapping whose queue hides messages for less than the function may run.
+    assert queue["VisibilityTimeout"] >= worker["Timeout"]
+    assert int(worker_env["RUN_QUEUE_VISIBILITY_SECONDS"]) == queue["VisibilityTimeout"]
+    # The delivery after MAX_ATTEMPTS dead workers must still find the message, to end the run.
+    assert queue["RedrivePolicy"]["maxReceiveCount"] > int(worker_env["MAX_ATTEMPTS"]) + 1
     parameters = template["Parameters"]
     for max_run in (parameters["MaxRunSeconds"]["MinValue"], parameters["MaxRunSeconds"]["MaxValue"]):
-        policy = WorkerPolicy(max_run_seconds=max_run, redelivery_seconds=visibility,
-                              retention_seconds=parameters["StreamRetentionSeconds"]["MinValue"])
+        settings = Settings.from_environ({
+            **{k: str(v) for k, v in worker_env.items() if isinstance(v, str | int)},
+            "MAX_RUN_SECONDS": str(max_run),
+            "STREAM_RETENTION_SECONDS": str(max(max_run, parameters["StreamRetentionSeconds"]["MinValue"])),
+        })
+        policy = worker_policy(settings)
+        lease = policy.lease
+        # Renewed several times per lease; the message reappears only once the lease has lapsed.
+        assert lease.renew_seconds * 3 <= lease.lease_seconds < lease.message_visibility_seconds
         claimed_at = 1000.0
-        lease_ends = claimed_at + max_run + policy.lease_grace_seconds
-        redelivered_at = claimed_at + visibility  # the earliest the message can come back
-        assert lease_ends < redelivered_at  # else the redelivery is taken for a duplicate and dropped
-        assert policy.claimed_expiry(claimed_at) > redelivered_at + policy.retention_seconds - 1
+        # The latest a run can end: its deadline, then a take-over per allowed death, then one slow
+        # redelivery (a worker that died before it could shorten its message's visibility).
+        latest_end = claimed_at + max_run + lease.max_attempts * (lease.lease_seconds + lease.message_visibility_seconds) \
+            + queue["VisibilityTimeout"]
+        assert policy.claimed_expiry(claimed_at) >= latest_end + policy.retention_seconds - 1
 
 
 def test_load_template_reads_short_form_intrinsics_as_long_form(tmp_path: Path) -> None:

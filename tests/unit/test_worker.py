@@ -12,11 +12,14 @@ from runwire.adapters.scripted_provider import ScriptedProvider
 from runwire.core.actions import ActionService, WaitSweeper
 from runwire.core.agents import default_catalog
 from runwire.core.chunks import CoalescingPolicy
+from runwire.core.lease import LeasePolicy
 from runwire.core.models import (
     ApprovalDecision,
     Caller,
     EndChunk,
     ErrorChunk,
+    InterruptedChunk,
+    Lease,
     RequiresActionChunk,
     RunMessage,
     RunRequest,
@@ -26,6 +29,7 @@ from runwire.core.models import (
     ToolOutput,
     ToolResultChunk,
     ToolUseChunk,
+    Usage,
     UsageChunk,
 )
 from runwire.core.ports import ToolCallRequested
@@ -91,13 +95,30 @@ def test_token_deltas_are_coalesced_into_far_fewer_writes(system):
     assert len(text_chunks) < 30  # 100 deltas in ~0.5 s with a 50 ms window
 
 
-def test_model_failure_ends_failed_with_error_usage_end(system):
+def test_a_model_cut_off_mid_answer_is_continued_into_one_text_with_the_usage_of_both_attempts(system):
     store, queue, service, make_worker = system
     run = service.start(CALLER, RunRequest(task="[[scripted tokens=20 fail=overloaded after=3]]"))
     make_worker().process(queue.messages[0])
     chunks = chunks_of(store, run)
-    assert [type(c).__name__ for c in chunks[-3:]] == ["ErrorChunk", "UsageChunk", "EndChunk"]
+    text = "".join(c.text for c in chunks if isinstance(c, TextChunk))
+    assert text == "".join(f" {n}" for n in range(1, 21))  # no word repeated, none missing
+    interrupted = [c for c in chunks if isinstance(c, InterruptedChunk)]
+    assert [c.reason for c in interrupted] == ["model_overloaded"] and interrupted[0].output_tokens == 3
+    assert_one_terminal_sequence(chunks, RunStatus.SUCCEEDED)
+    usage = service.get(CALLER, run.run_id).usage
+    step = next(c for c in chunks if isinstance(c, StepEndChunk))
+    assert usage.output_tokens == 3 + step.output_tokens == 20
+    assert usage.input_tokens == interrupted[0].input_tokens + step.input_tokens
+
+
+def test_a_model_that_keeps_failing_ends_failed_after_max_attempts_with_error_usage_end(system):
+    store, queue, service, make_worker = system
+    run = service.start(CALLER, RunRequest(task="[[scripted tokens=20 fail=overloaded after=0]]"))
+    make_worker().process(queue.messages[0])
+    chunks = chunks_of(store, run)
+    assert [type(c).__name__ for c in chunks] == ["InterruptedChunk"] * 3 + ["ErrorChunk", "UsageChunk", "EndChunk"]
     assert isinstance(chunks[-3], ErrorChunk) and chunks[-3].code == "model_overloaded"
+    assert isinstance(chunks[-2], UsageChunk) and chunks[-2].input_tokens == sum(c.input_tokens for c in chunks[:3])
     assert_one_terminal_sequence(chunks, RunStatus.FAILED)
     assert service.get(CALLER, run.run_id).error.code == "model_overloaded"
 
@@ -163,15 +184,96 @@ def test_duplicate_delivery_runs_once(system):
     assert sum(isinstance(c, UsageChunk) for c in chunks) == 1
 
 
-def test_orphaned_run_is_ended_by_the_next_delivery(system):
+class FreezingStore(InMemoryRunStore):
+    """Freezes the first worker's writer before its `freeze_at`-th chunk write (as SIGSTOP would)
+    until `thaw` is set; other workers write as usual."""
+
+    def __init__(self, clock, freeze_at: int):
+        super().__init__(clock)
+        self.freeze_at = freeze_at
+        self.frozen_owner: str | None = None
+        self.frozen = threading.Event()
+        self.thaw = threading.Event()
+        self._writes_by: dict[str, int] = {}
+
+    def append_chunk(self, org_id, run_id, seq, chunk, *, expires_at, owner=None):
+        if owner is not None and self.frozen_owner in (None, owner):
+            self._writes_by[owner] = self._writes_by.get(owner, 0) + 1
+            if self._writes_by[owner] == self.freeze_at:
+                self.frozen_owner = owner
+                self.frozen.set()
+                self.thaw.wait(30)
+        return super().append_chunk(org_id, run_id, seq, chunk, expires_at=expires_at, owner=owner)
+
+
+FAST_LEASE = LeasePolicy(lease_seconds=0.3, renew_seconds=0.1, message_visibility_seconds=1)
+
+
+def take_over_worker(store):
+    return RunWorker(store, ScriptedProvider(time.time, token_delay_seconds=0.002), default_catalog(),
+                     default_tools(time.time), WorkerPolicy(max_run_seconds=30, cancel_check_seconds=0.05, lease=FAST_LEASE,
+                                                            coalescing=CoalescingPolicy(window_seconds=0.01)), time.time)
+
+
+def test_a_frozen_workers_run_is_taken_over_continued_once_and_the_frozen_worker_writes_nothing_after():
+    store = FreezingStore(time.time, freeze_at=4)
+    queue = InMemoryRunQueue()
+    service = RunService(store, queue, default_catalog(), RunServicePolicy(retention_seconds=300), time.time)
+    run = service.start(CALLER, RunRequest(task="[[scripted tokens=40 delay_ms=5]]"))
+    first: list[Outcome] = []
+    frozen = threading.Thread(target=lambda: first.append(take_over_worker(store).process(queue.messages[0])))
+    frozen.start()
+    assert store.frozen.wait(10)
+    assert take_over_worker(store).process(queue.messages[0]) is Outcome.DUPLICATE  # its lease still holds
+    time.sleep(FAST_LEASE.lease_seconds + 0.1)
+    assert service.get(CALLER, run.run_id).status is RunStatus.RUNNING
+    assert store.get_run(CALLER.org_id, run.run_id).lease_lapsed(time.time())
+
+    assert take_over_worker(store).process(queue.messages[0]) is Outcome.RECOVERED
+    store.thaw.set()
+    frozen.join(10)
+    assert first == [Outcome.SUPERSEDED]
+
+    chunks = chunks_of(store, run)
+    text = "".join(c.text for c in chunks if isinstance(c, TextChunk))
+    assert text == "".join(f" {n}" for n in range(1, 41))  # no word repeated or missing at the seam
+    assert_one_terminal_sequence(chunks, RunStatus.SUCCEEDED)
+    finished = service.get(CALLER, run.run_id)
+    assert finished.attempts == 2
+    assert finished.usage.output_tokens == sum(c.output_tokens for c in chunks if isinstance(c, StepEndChunk | InterruptedChunk))
+
+
+def test_a_take_over_logs_the_tokens_the_dead_worker_used_beyond_its_log(system):
     store, queue, service, make_worker = system
     run = service.start(CALLER, RunRequest(task="hello"))
-    store.transition(CALLER.org_id, run.run_id, RunStatus.RUNNING,
-                     changes={"started_at": time.time() - 500, "lease_expires_at": time.time() - 1})
-    assert make_worker().process(queue.messages[0]) is Outcome.RECOVERED
+    dead = Lease("dead-worker", time.time() + 60)
+    store.claim(CALLER.org_id, run.run_id, lease=dead, now=time.time(), expires_at=int(time.time() + 600))
+    # Its last heartbeat: 120 input and 7 output tokens into a step it never logged, then it died.
+    store.renew_lease(CALLER.org_id, run.run_id, lease=Lease("dead-worker", time.time() - 1),
+                      live_usage=Usage(model="scripted-1", input_tokens=120, output_tokens=7))
+    assert take_over_worker(store).process(queue.messages[0]) is Outcome.RECOVERED
+    chunks = chunks_of(store, run)
+    assert chunks[0] == InterruptedChunk(reason="worker_lost", model="scripted-1", input_tokens=120, output_tokens=7)
+    assert_one_terminal_sequence(chunks, RunStatus.SUCCEEDED)
+    step = next(c for c in chunks if isinstance(c, StepEndChunk))
+    assert service.get(CALLER, run.run_id).usage.input_tokens == 120 + step.input_tokens
+
+
+def test_a_run_whose_workers_keep_dying_ends_failed_worker_lost_after_max_attempts(system):
+    store, queue, service, make_worker = system
+    run = service.start(CALLER, RunRequest(task="hello"))
+    owner = "worker-1"
+    store.claim(CALLER.org_id, run.run_id, lease=Lease(owner, time.time() - 1), now=time.time(),
+                expires_at=int(time.time() + 600))
+    for n in range(2, FAST_LEASE.max_attempts + 2):  # each of MAX_ATTEMPTS workers died in turn
+        store.take_over(CALLER.org_id, run.run_id, lease=Lease(f"worker-{n}", time.time() - 0.5),
+                        previous_owner=owner, now=time.time())
+        owner = f"worker-{n}"
+    assert take_over_worker(store).process(queue.messages[0]) is Outcome.RECOVERED
     chunks = chunks_of(store, run)
     assert isinstance(chunks[0], ErrorChunk) and chunks[0].code == "worker_lost"
     assert_one_terminal_sequence(chunks, RunStatus.FAILED)
+    assert service.get(CALLER, run.run_id).error.code == "worker_lost"
 
 
 def test_tool_call_is_streamed_as_tool_use_then_tool_result(system):
@@ -239,7 +341,8 @@ def test_a_claim_extends_the_run_past_one_redelivery_and_its_retention(system):
         time.sleep(0.01)
     running = store.get_run(CALLER.org_id, run.run_id)
     policy = WorkerPolicy(max_run_seconds=30)
-    assert running.expires_at >= int(before + 30 + policy.lease_grace_seconds + policy.redelivery_seconds + 300)
+    takeovers = policy.lease.max_attempts * (policy.lease.lease_seconds + policy.lease.message_visibility_seconds)
+    assert running.expires_at >= int(before + 30 + takeovers + policy.redelivery_seconds + 300)
     service.cancel(CALLER, run.run_id)
     worker.join(5)
 
@@ -272,8 +375,8 @@ def test_a_chunk_put_retried_after_it_committed_counts_as_written():
             super().__init__(clock)
             self.lost = False
 
-        def append_chunk(self, org_id, run_id, seq, chunk, *, expires_at):
-            stored = super().append_chunk(org_id, run_id, seq, chunk, expires_at=expires_at)
+        def append_chunk(self, org_id, run_id, seq, chunk, *, expires_at, owner=None):
+            stored = super().append_chunk(org_id, run_id, seq, chunk, expires_at=expires_at, owner=owner)
             if not self.lost:
                 self.lost = True
                 raise ConditionFailedError("the retry found its own item")

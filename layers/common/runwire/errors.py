@@ -83,6 +83,12 @@ class ConditionFailedError(StorageError):
     code = "condition_failed"
 
 
+class LeaseLostError(ConditionFailedError):
+    """Another worker took the run over (this one's lease had lapsed): it must write nothing more."""
+
+    code = "lease_lost"
+
+
 class QueueUnavailableError(RunwireError):
     code = "queue_unavailable"
 
@@ -93,25 +99,44 @@ class ConfigurationError(RunwireError):
 
 # --- the model provider -----------------------------------------------------------------------
 class ModelError(RunwireError):
-    """The model provider failed. The run ends `failed` with an error chunk carrying `code`."""
+    """The model provider failed. Unless the core retries it (`retryable`), the run ends `failed`
+    with an error chunk carrying `code`."""
 
     code = "model_error"
+    retryable = False
+    """A later call may well succeed (overload, rate limit, server error, broken stream)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code, details=details)
+        self.retry_after = retry_after
+        """Seconds the provider asked us to wait before trying again (its retry-after header), if it said."""
 
 
 class ModelOverloadedError(ModelError):
     code = "model_overloaded"
+    retryable = True
 
 
 class ModelRateLimitedError(ModelError):
     code = "model_rate_limited"
+    retryable = True
 
 
 class ModelUnavailableError(ModelError):
     code = "model_unavailable"
+    retryable = True
 
 
 class ModelStreamInterruptedError(ModelError):
     code = "model_stream_interrupted"
+    retryable = True
 
 
 class ModelRequestRejectedError(ModelError):

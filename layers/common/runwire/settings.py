@@ -46,12 +46,26 @@ class Settings(BaseModel):
     """The run queue's visibility timeout (template.yaml), so claimed runs outlive a redelivery."""
     action_timeout_seconds: float = Field(3600.0, gt=0, alias="ACTION_TIMEOUT_SECONDS")
     """How long a run may wait for its client (client tool outputs, approvals) before it expires."""
+    lease_seconds: float = Field(10.0, gt=0, alias="LEASE_SECONDS")
+    """How long a worker's claim holds a run without renewal (renewed every third of it)."""
+    message_visibility_seconds: int = Field(20, gt=0, alias="MESSAGE_VISIBILITY_SECONDS")
+    """How far ahead a worker keeps its run's message hidden: a dead worker's run is taken over
+    about this long after its last renewal."""
+    max_attempts: int = Field(3, ge=1, alias="MAX_ATTEMPTS")
+    """Workers that may die on one stretch of a run (and attempts at one model call) before it fails."""
     conversation_retention_days: float = Field(30.0, gt=0, alias="CONVERSATION_RETENTION_DAYS")
     chunk_window_ms: float = Field(100.0, gt=0, alias="CHUNK_WINDOW_MS")
     cancel_check_ms: float = Field(500.0, gt=0, alias="CANCEL_CHECK_MS")
 
     stream_base_url: str | None = Field(None, alias="STREAM_BASE_URL")
     """Public base URL of the stream function (its Function URL); None: same host as the API."""
+
+    @model_validator(mode="after")
+    def _message_reappears_after_the_lease(self) -> Settings:
+        if self.message_visibility_seconds <= self.lease_seconds:
+            raise ValueError("MESSAGE_VISIBILITY_SECONDS must exceed LEASE_SECONDS: a dead worker's message must "
+                             "reappear after its lease has lapsed, or the next worker cannot take the run over")
+        return self
 
     @model_validator(mode="after")
     def _retention_outlives_runs(self) -> Settings:

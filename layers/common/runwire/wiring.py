@@ -10,13 +10,17 @@ from typing import Any
 
 from .adapters.dynamodb import DynamoDBRunStore
 from .adapters.dynamodb_conversations import DynamoDBConversationStore
-from .adapters.sqs import SQSRunQueue
+from .adapters.emf_metrics import DEFAULT_NAMESPACE, DEFAULT_SERVICE, PowertoolsRunMetrics
+from .adapters.sqs import SQSDelivery, SQSRunQueue
 from .adapters.tokens import JWTVerifier
 from .core.actions import ActionService, WaitSweeper
 from .core.agents import AgentCatalog, default_catalog, parse_agent_specs
 from .core.chunks import CoalescingPolicy
+from .core.lease import LeasePolicy
+from .core.metrics import RunMetrics
 from .core.ports import ModelProvider
 from .core.run_service import RunService, RunServicePolicy
+from .core.stepper import ModelRetryPolicy
 from .core.tailing import PollPolicy
 from .core.tools import default_tools
 from .core.worker import RunWorker, WorkerPolicy
@@ -66,6 +70,18 @@ def run_store(settings: Settings) -> DynamoDBRunStore:
     return DynamoDBRunStore(aws_client(settings, "dynamodb"), settings.runs_table_name, time.time)
 
 
+def run_metrics(settings: Settings, environ: Mapping[str, str] | None = None) -> RunMetrics:
+    """CloudWatch (EMF) metrics. Powertools' own variables configure them, so `Settings` (taken so
+    every factory reads alike) has no say: POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_SERVICE_NAME (the
+    `service` dimension) and POWERTOOLS_METRICS_DISABLED. Handlers write what an invocation recorded
+    when it ends with `runwire.adapters.emf_metrics.metrics_per_invocation`."""
+    environ = os.environ if environ is None else environ
+    return PowertoolsRunMetrics(
+        namespace=environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE,
+        service=environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE,
+    )
+
+
 def conversation_store(settings: Settings) -> DynamoDBConversationStore:
     return DynamoDBConversationStore(
         aws_client(settings, "dynamodb"),
@@ -85,7 +101,12 @@ def run_service(settings: Settings, store: DynamoDBRunStore | None = None) -> Ru
         RunServicePolicy(retention_seconds=settings.stream_retention_seconds),
         time.time,
         conversations=conversation_store(settings),
+        metrics=run_metrics(settings),
     )
+
+
+def message_delivery(settings: Settings, receipt_handle: str) -> SQSDelivery:
+    return SQSDelivery(aws_client(settings, "sqs"), settings.run_queue_url, receipt_handle)
 
 
 def agent_catalog(settings: Settings) -> AgentCatalog:
@@ -127,6 +148,10 @@ def worker_policy(settings: Settings) -> WorkerPolicy:
         retention_seconds=settings.stream_retention_seconds,
         redelivery_seconds=settings.run_queue_visibility_seconds,
         action_timeout_seconds=settings.action_timeout_seconds,
+        lease=LeasePolicy(lease_seconds=settings.lease_seconds, renew_seconds=settings.lease_seconds / 3,
+                          message_visibility_seconds=settings.message_visibility_seconds,
+                          max_attempts=settings.max_attempts),
+        model_retries=ModelRetryPolicy(max_attempts=settings.max_attempts),
         coalescing=CoalescingPolicy(window_seconds=settings.chunk_window_ms / 1000),
     )
 

@@ -26,6 +26,7 @@ from pydantic import TypeAdapter
 from ..core.models import (
     Chunk,
     EndChunk,
+    Lease,
     PendingAction,
     RunError,
     RunRecord,
@@ -36,7 +37,7 @@ from ..core.models import (
 )
 from ..core.ports import Clock
 from ..core.runs import allowed_sources
-from ..errors import ConditionFailedError, StorageError
+from ..errors import ConditionFailedError, LeaseLostError, StorageError
 
 RUN_SORT_KEY = "RUN"
 CHUNK_PREFIX = "CHUNK#"
@@ -50,6 +51,8 @@ WAITING = "WAITING"
 # Conditions, built from named pieces (after Powertools' idempotency persistence layer).
 ITEM_NOT_EXISTS = "attribute_not_exists(pk)"
 RUN_IS_LIVE = "attribute_exists(pk) AND expiresAt > :now"
+HELD_BY_OWNER = "#status = :running AND leaseOwner = :owner"
+LEASE_LAPSED = "#status = :running AND leaseExpiresAt < :now"
 
 _ACTIONS = TypeAdapter(list[PendingAction])
 
@@ -72,6 +75,19 @@ _CHANGE_ATTRIBUTES = {
     "lease_expires_at": "leaseExpiresAt",
     "action_expires_at": "actionExpiresAt",
 }
+
+
+def _lease_values(lease: Lease, now: float) -> dict[str, Any]:
+    return {
+        ":owner": {"S": lease.owner}, ":until": _number(lease.expires_at), ":now": _number(now),
+        ":running": {"S": RunStatus.RUNNING.value},
+    }
+
+
+def _cancellation_reasons(error: BaseException | None) -> list[str | None]:
+    if isinstance(error, ClientError):
+        return [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+    return []
 
 
 def run_key(org_id: str, run_id: str) -> str:
@@ -132,6 +148,14 @@ def _encode_run(run: RunRecord) -> dict[str, Any]:
         item["actionExpiresAt"] = _number(run.action_expires_at)
     if run.last_seq:
         item["lastSeq"] = _number(run.last_seq)
+    if run.lease_owner is not None:
+        item["leaseOwner"] = {"S": run.lease_owner}
+    if run.attempts:
+        item["attempts"] = _number(run.attempts)
+    if run.takeovers:
+        item["takeovers"] = _number(run.takeovers)
+    if run.live_usage is not None:
+        item["liveUsage"] = {"S": run.live_usage.model_dump_json(by_alias=True)}
     return item
 
 
@@ -157,6 +181,10 @@ def _decode_run(item: dict[str, Any]) -> RunRecord:
         actions=_ACTIONS.validate_json(item["actions"]["S"]) if "actions" in item else None,
         action_expires_at=number("actionExpiresAt"),
         last_seq=int(item["lastSeq"]["N"]) if "lastSeq" in item else 0,
+        lease_owner=item["leaseOwner"]["S"] if "leaseOwner" in item else None,
+        attempts=int(item["attempts"]["N"]) if "attempts" in item else 0,
+        takeovers=int(item["takeovers"]["N"]) if "takeovers" in item else 0,
+        live_usage=Usage.model_validate_json(item["liveUsage"]["S"]) if "liveUsage" in item else None,
     )
 
 
@@ -244,15 +272,82 @@ class DynamoDBRunStore:
             },
         )
 
-    def append_chunk(self, org_id: str, run_id: str, seq: int, chunk: Chunk, *, expires_at: int) -> StoredChunk:
+    def claim(self, org_id: str, run_id: str, *, lease: Lease, now: float, expires_at: int) -> RunRecord:
+        return self._update(
+            org_id, run_id,
+            update="SET #status = :running, startedAt = :now, leaseOwner = :owner, leaseExpiresAt = :until, "
+                   "expiresAt = :expiresAt, attempts = if_not_exists(attempts, :zero) + :one, takeovers = :zero "
+                   "REMOVE waitPk, liveUsage",
+            condition=f"{RUN_IS_LIVE} AND #status = :queued",
+            values={**_lease_values(lease, now), ":queued": {"S": RunStatus.QUEUED.value},
+                    ":expiresAt": _number(expires_at), ":zero": _number(0), ":one": _number(1)},
+        )
+
+    def take_over(self, org_id: str, run_id: str, *, lease: Lease, previous_owner: str | None, now: float) -> RunRecord:
+        values = {**_lease_values(lease, now), ":zero": _number(0), ":one": _number(1)}
+        if previous_owner is None:
+            held_by_previous = "attribute_not_exists(leaseOwner)"
+        else:
+            held_by_previous = "leaseOwner = :previous"
+            values[":previous"] = {"S": previous_owner}
+        return self._update(
+            org_id, run_id,
+            update="SET leaseOwner = :owner, leaseExpiresAt = :until, "
+                   "attempts = if_not_exists(attempts, :zero) + :one, takeovers = if_not_exists(takeovers, :zero) + :one",
+            condition=f"{RUN_IS_LIVE} AND {LEASE_LAPSED} AND {held_by_previous}",
+            values=values,
+        )
+
+    def renew_lease(self, org_id: str, run_id: str, *, lease: Lease, live_usage: Usage | None) -> tuple[RunStatus, bool]:
+        update = "SET leaseExpiresAt = :until"
+        values = _lease_values(lease, self._clock())
+        if live_usage is not None:
+            update += ", liveUsage = :usage"
+            values[":usage"] = {"S": live_usage.model_dump_json(by_alias=True)}
+        try:
+            run = self._update(org_id, run_id, update=update, condition=f"{RUN_IS_LIVE} AND {HELD_BY_OWNER}", values=values)
+        except ConditionFailedError as exc:
+            raise LeaseLostError(f"run {run_id} is no longer held by {lease.owner}") from exc
+        return run.status, run.cancel_requested
+
+    def append_chunk(
+        self, org_id: str, run_id: str, seq: int, chunk: Chunk, *, expires_at: int, owner: str | None = None
+    ) -> StoredChunk:
         written_at = self._clock()
-        with map_storage_errors():
-            self._client.put_item(
-                TableName=self._table,
-                Item=_chunk_item(org_id, run_id, seq, chunk, expires_at, written_at),
-                ConditionExpression=ITEM_NOT_EXISTS,
-            )
+        item = _chunk_item(org_id, run_id, seq, chunk, expires_at, written_at)
+        if owner is None:
+            with map_storage_errors():
+                self._client.put_item(TableName=self._table, Item=item, ConditionExpression=ITEM_NOT_EXISTS)
+        else:
+            # Fenced: the put lands only while this worker's lease holds the run (2 WCU a chunk
+            # instead of 1, the price of "a superseded worker writes nothing a reader sees").
+            put = {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": ITEM_NOT_EXISTS}}
+            self._transact([self._held_check(org_id, run_id, owner), put], fenced_item=0)
         return StoredChunk(seq=seq, chunk=chunk, written_at=written_at)
+
+    def _held_check(self, org_id: str, run_id: str, owner: str) -> dict[str, Any]:
+        return {
+            "ConditionCheck": {
+                "TableName": self._table,
+                "Key": {"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}},
+                "ConditionExpression": HELD_BY_OWNER,
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":running": {"S": RunStatus.RUNNING.value}, ":owner": {"S": owner}},
+            }
+        }
+
+    def _transact(self, items: list[dict[str, Any]], *, fenced_item: int | None = None) -> None:
+        """One TransactWriteItems (botocore fills its ClientRequestToken, so a retry of a committed
+        transaction is answered as a success). If the item at `fenced_item` (the run item, holding
+        its owner's lease) failed its condition, the worker lost the run: LeaseLostError."""
+        try:
+            with map_storage_errors():
+                self._client.transact_write_items(TransactItems=items)
+        except ConditionFailedError as exc:
+            reasons = _cancellation_reasons(exc.__cause__)
+            if fenced_item is not None and len(reasons) > fenced_item and reasons[fenced_item] == "ConditionalCheckFailed":
+                raise LeaseLostError("the run is held by another worker now") from exc
+            raise
 
     def finish(
         self,
@@ -267,6 +362,7 @@ class DynamoDBRunStore:
         error: RunError | None,
         preceding: Sequence[Chunk] = (),
         retain_until: int | None = None,
+        owner: str | None = None,
     ) -> RunRecord:
         if expected not in allowed_sources(target):
             raise ConditionFailedError(f"a run cannot go from {expected.value} to {target.value}")
@@ -293,20 +389,23 @@ class DynamoDBRunStore:
             names["#usage"] = "usage"
         if error is not None:
             names["#error"] = "error"
+        condition = f"{RUN_IS_LIVE} AND #status = :expected"
+        if owner is not None:
+            condition += " AND leaseOwner = :owner"
+            values[":owner"] = {"S": owner}
         written = [*preceding, EndChunk(status=target)]
         puts = self._chunk_puts(org_id, run_id, end_seq, written, expires_at, finished_at)
         update = {
             "Update": {
                 "TableName": self._table,
                 "Key": {"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}},
-                "UpdateExpression": "SET " + ", ".join(assignments) + " REMOVE waitPk, actionExpiresAt",
-                "ConditionExpression": f"{RUN_IS_LIVE} AND #status = :expected",
+                "UpdateExpression": "SET " + ", ".join(assignments) + " REMOVE waitPk, actionExpiresAt, liveUsage",
+                "ConditionExpression": condition,
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
             }
         }
-        with map_storage_errors():
-            self._client.transact_write_items(TransactItems=[*puts, update])
+        self._transact([*puts, update], fenced_item=len(puts) if owner is not None else None)
         return run.model_copy(update={"status": target, "finished_at": finished_at,
                                       "usage": usage if usage is not None else run.usage, "error": error,
                                       "action_expires_at": None, "expires_at": expires_at})
@@ -336,6 +435,7 @@ class DynamoDBRunStore:
         action_expires_at: float,
         usage: Usage | None,
         expires_at: int,
+        owner: str | None = None,
     ) -> RunRecord:
         now = self._clock()
         assignments = [
@@ -363,9 +463,11 @@ class DynamoDBRunStore:
                 "Key": {"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}},
                 "UpdateExpression": "SET " + ", ".join(assignments),
                 # A cancel that landed while the worker was on its way to suspend wins.
-                "ConditionExpression": f"{RUN_IS_LIVE} AND #status = :running AND cancelRequested <> :true",
+                "ConditionExpression": f"{RUN_IS_LIVE} AND #status = :running AND cancelRequested <> :true"
+                + (" AND leaseOwner = :owner" if owner is not None else ""),
                 "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": {**values, ":true": {"BOOL": True}},
+                "ExpressionAttributeValues": {**values, ":true": {"BOOL": True},
+                                              **({":owner": {"S": owner}} if owner is not None else {})},
             }
         }
         puts = self._chunk_puts(org_id, run_id, first_seq, chunks, expires_at, now)

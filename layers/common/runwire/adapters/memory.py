@@ -14,6 +14,7 @@ from ..core.models import (
     Chunk,
     ConversationMessage,
     EndChunk,
+    Lease,
     PendingAction,
     RunError,
     RunMessage,
@@ -24,7 +25,7 @@ from ..core.models import (
 )
 from ..core.ports import Clock
 from ..core.runs import allowed_sources
-from ..errors import ConditionFailedError, QueueUnavailableError, StorageError
+from ..errors import ConditionFailedError, LeaseLostError, QueueUnavailableError, StorageError
 
 MAX_ITEM_BYTES = 400 * 1024
 """DynamoDB's item size limit, which the fake enforces too (roughly: on the item's JSON)."""
@@ -85,12 +86,59 @@ class InMemoryRunStore:
             self._runs[(org_id, run_id)] = updated
             return updated.model_copy(deep=True)
 
-    def append_chunk(self, org_id: str, run_id: str, seq: int, chunk: Chunk, *, expires_at: int) -> StoredChunk:
+    def claim(self, org_id: str, run_id: str, *, lease: Lease, now: float, expires_at: int) -> RunRecord:
         with self._lock:
+            run = self._live(org_id, run_id)
+            if run.status is not RunStatus.QUEUED:
+                raise ConditionFailedError(f"run {run_id} is {run.status.value}; it cannot be claimed")
+            return self._update(run, status=RunStatus.RUNNING, started_at=now, lease_owner=lease.owner,
+                                lease_expires_at=lease.expires_at, expires_at=expires_at, attempts=run.attempts + 1,
+                                takeovers=0, live_usage=None)
+
+    def take_over(self, org_id: str, run_id: str, *, lease: Lease, previous_owner: str | None, now: float) -> RunRecord:
+        with self._lock:
+            run = self._live(org_id, run_id)
+            if not run.lease_lapsed(now) or run.lease_owner != previous_owner:
+                raise ConditionFailedError(f"run {run_id} is not running on a lapsed lease of {previous_owner}")
+            return self._update(run, lease_owner=lease.owner, lease_expires_at=lease.expires_at,
+                                attempts=run.attempts + 1, takeovers=run.takeovers + 1)
+
+    def renew_lease(self, org_id: str, run_id: str, *, lease: Lease, live_usage: Usage | None) -> tuple[RunStatus, bool]:
+        with self._lock:
+            try:
+                run = self._held(org_id, run_id, lease.owner)
+            except ConditionFailedError as exc:
+                raise LeaseLostError(str(exc)) from exc
+            changes: dict[str, Any] = {"lease_expires_at": lease.expires_at}
+            if live_usage is not None:
+                changes["live_usage"] = live_usage
+            updated = self._update(run, **changes)
+            return updated.status, updated.cancel_requested
+
+    def append_chunk(
+        self, org_id: str, run_id: str, seq: int, chunk: Chunk, *, expires_at: int, owner: str | None = None
+    ) -> StoredChunk:
+        with self._lock:
+            if owner is not None:
+                try:
+                    self._held(org_id, run_id, owner)
+                except ConditionFailedError as exc:
+                    raise LeaseLostError(str(exc)) from exc
             chunks = self._chunks.setdefault((org_id, run_id), {})
             if seq in chunks:
                 raise ConditionFailedError(f"chunk {seq} of run {run_id} is written already")
             return self._put_chunk(org_id, run_id, seq, chunk, expires_at, self._clock())
+
+    def _held(self, org_id: str, run_id: str, owner: str) -> RunRecord:
+        run = self._runs.get((org_id, run_id))
+        if run is None or run.status is not RunStatus.RUNNING or run.lease_owner != owner:
+            raise ConditionFailedError(f"run {run_id} is not held by {owner}")
+        return run
+
+    def _update(self, run: RunRecord, **changes: Any) -> RunRecord:
+        updated = run.model_copy(update=changes)
+        self._runs[(run.org_id, run.run_id)] = updated
+        return updated.model_copy(deep=True)
 
     def _put_chunk(self, org_id: str, run_id: str, seq: int, chunk: Chunk, expires_at: int, at: float) -> StoredChunk:
         _check_item_size(chunk.model_dump_json())
@@ -115,11 +163,13 @@ class InMemoryRunStore:
         action_expires_at: float,
         usage: Usage | None,
         expires_at: int,
+        owner: str | None = None,
     ) -> RunRecord:
         with self._lock:
             run = self._live(org_id, run_id)
             if (
                 run.status is not RunStatus.RUNNING
+                or (owner is not None and run.lease_owner != owner)
                 or run.cancel_requested
                 or not self._seqs_free(org_id, run_id, first_seq, len(chunks))
             ):
@@ -181,11 +231,14 @@ class InMemoryRunStore:
         error: RunError | None,
         preceding: Sequence[Chunk] = (),
         retain_until: int | None = None,
+        owner: str | None = None,
     ) -> RunRecord:
         with self._lock:
             run = self._live(org_id, run_id)
             written = [*preceding, EndChunk(status=target)]
             expires_at = run.expires_at if retain_until is None else retain_until
+            if owner is not None and (run.status is not expected or run.lease_owner != owner):
+                raise LeaseLostError(f"run {run_id} is not held by {owner}")
             if (
                 run.status is not expected
                 or expected not in allowed_sources(target)
@@ -197,7 +250,7 @@ class InMemoryRunStore:
             updated = run.model_copy(
                 update={"status": target, "finished_at": finished_at,
                         "usage": usage if usage is not None else run.usage, "error": error, "expires_at": expires_at,
-                        "action_expires_at": None}
+                        "action_expires_at": None, "live_usage": None}
             )
             self._runs[(org_id, run_id)] = updated
             return updated.model_copy(deep=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ConditionFailedError
+from ..errors import ConditionFailedError, LeaseLostError
 from .models import Chunk, StoredChunk
 from .ports import RunStore
 
@@ -71,20 +71,28 @@ class TextCoalescer:
 
 
 class ChunkWriter:
-    """Numbers and writes one run's chunks. The worker that claimed the run is the only writer."""
+    """Numbers and writes one run's chunks. The worker that claimed the run is the only writer: with
+    `owner`, each write lands only while that claim holds the run (LeaseLostError otherwise)."""
 
-    def __init__(self, store: RunStore, org_id: str, run_id: str, *, expires_at: int, last_seq: int = 0) -> None:
+    def __init__(
+        self, store: RunStore, org_id: str, run_id: str, *, expires_at: int, last_seq: int = 0, owner: str | None = None
+    ) -> None:
         self._store = store
         self._org_id = org_id
         self._run_id = run_id
         self._expires_at = expires_at
+        self._owner = owner
         self.last_seq = last_seq
         self.writes = 0
 
     def write(self, chunk: Chunk) -> StoredChunk:
         seq = self.last_seq + 1
         try:
-            stored = self._store.append_chunk(self._org_id, self._run_id, seq, chunk, expires_at=self._expires_at)
+            stored = self._store.append_chunk(
+                self._org_id, self._run_id, seq, chunk, expires_at=self._expires_at, owner=self._owner
+            )
+        except LeaseLostError:
+            raise
         except ConditionFailedError:
             # The seq is taken. If by this very chunk (the put committed, its answer was lost and the
             # SDK retried it), the write succeeded; anything else is a second writer: give up.

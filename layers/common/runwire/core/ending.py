@@ -101,17 +101,19 @@ class Ending:
 
     def finish(
         self, run: RunRecord, *, next_seq: int, held: Sequence[Chunk], status: RunStatus,
-        error: RunError | None, usage: Usage | None, now: float,
+        error: RunError | None, usage: Usage | None, now: float, owner: str | None = None,
     ) -> RunRecord:
+        """`owner`: the claim that must still hold the run (LeaseLostError otherwise)."""
         return self.store.finish(
             run.org_id, run.run_id, status,
             expected=RunStatus.RUNNING, end_seq=next_seq, finished_at=now, usage=usage, error=error,
             preceding=[*held, *terminal_chunks(error, usage)], retain_until=retained_until(now, self.retention_seconds),
+            owner=owner,
         )
 
     def suspend(
         self, run: RunRecord, *, next_seq: int, held: Sequence[Chunk], actions: list[PendingAction],
-        usage: Usage | None, action_expires_at: float, expires_at: int,
+        usage: Usage | None, action_expires_at: float, expires_at: int, owner: str | None = None,
     ) -> RunRecord:
         # The earlier chunks were written to live as long as one stretch of work: keep them as long
         # as the run now lives, so a run that waits stays whole until its retention ends. First:
@@ -120,7 +122,7 @@ class Ending:
         required = RequiresActionChunk(actions=[a.action for a in actions], expires_at=iso(action_expires_at))
         return self.store.suspend(
             run.org_id, run.run_id, first_seq=next_seq, chunks=[*held, required], actions=actions,
-            action_expires_at=action_expires_at, usage=usage, expires_at=expires_at,
+            action_expires_at=action_expires_at, usage=usage, expires_at=expires_at, owner=owner,
         )
 
 

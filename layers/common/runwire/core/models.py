@@ -6,6 +6,7 @@ Field names on the wire follow seed 000 (camelCase); Python attributes are snake
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
@@ -236,6 +237,19 @@ class RunRecord(WireModel):
     last_seq: StrictInt = 0
     """The seq of the last chunk when the run last stopped for its client: where a non-worker writer
     (cancel, the action timeout) appends the terminal sequence."""
+    lease_owner: StrictStr | None = None
+    """The claim that holds the running run: only its worker's writes are accepted (fencing)."""
+    attempts: StrictInt = 0
+    """How many times a worker claimed the run (a wait's resumption and a take-over each count)."""
+    takeovers: StrictInt = 0
+    """Take-overs since the run's last fresh claim: workers that died on this stretch of work."""
+    live_usage: Usage | None = None
+    """The running worker's usage so far (all steps, the one in progress included), renewed with its
+    lease: what a take-over knows of the tokens a dead worker used beyond what its log records."""
+
+    def lease_lapsed(self, now: float) -> bool:
+        """Running, but nobody holds it: its worker stopped renewing its lease."""
+        return self.status is RunStatus.RUNNING and self.lease_expires_at is not None and now >= self.lease_expires_at
 
     def is_expired(self, now: float) -> bool:
         # DynamoDB deletes expired items up to two days late and moto never does: check on read.
@@ -299,6 +313,18 @@ class RequiresActionChunk(WireModel):
     expires_at: StrictStr
 
 
+class InterruptedChunk(WireModel):
+    """A model call was cut off (its worker died, or its stream broke) and the run carries on from
+    what was written: the tokens that attempt used, so the run's usage sums every attempt.
+    `reason`: `worker_lost`, or the model's error code."""
+
+    type: Literal["interrupted"] = "interrupted"
+    reason: StrictStr
+    model: StrictStr
+    input_tokens: StrictInt
+    output_tokens: StrictInt
+
+
 class UsageChunk(WireModel):
     type: Literal["usage"] = "usage"
     model: StrictStr
@@ -324,6 +350,7 @@ Chunk = Annotated[
     | ToolUseChunk
     | ToolResultChunk
     | StepEndChunk
+    | InterruptedChunk
     | RequiresActionChunk
     | UsageChunk
     | ErrorChunk
@@ -336,6 +363,14 @@ class StoredChunk(WireModel):
     seq: StrictInt
     chunk: Chunk
     written_at: float = Field(strict=False)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's hold on a running run: `owner` is unique per claim; `expires_at` epoch seconds."""
+
+    owner: str
+    expires_at: float
 
 
 # --- the queue message --------------------------------------------------------------------------

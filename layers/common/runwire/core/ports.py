@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from .models import (
     Chunk,
     ConversationMessage,
+    Lease,
     PendingAction,
     RunError,
     RunMessage,
@@ -50,8 +51,23 @@ class RunStore(Protocol):
     def request_cancel(self, org_id: str, run_id: str) -> RunRecord:
         """Flag a queued or running run for cancellation; ConditionFailedError if it is finished."""
 
-    def append_chunk(self, org_id: str, run_id: str, seq: int, chunk: Chunk, *, expires_at: int) -> StoredChunk:
-        """Write chunk `seq`; ConditionFailedError if that seq is written already."""
+    def claim(self, org_id: str, run_id: str, *, lease: Lease, now: float, expires_at: int) -> RunRecord:
+        """queued → running under `lease` (a fresh claim: the stretch's take-overs start at 0);
+        ConditionFailedError if the run is not queued."""
+
+    def take_over(self, org_id: str, run_id: str, *, lease: Lease, previous_owner: str | None, now: float) -> RunRecord:
+        """running → running under a new `lease`, only if the lease of `previous_owner` lapsed before
+        `now`; ConditionFailedError otherwise (its worker renewed it, or another took it first)."""
+
+    def renew_lease(self, org_id: str, run_id: str, *, lease: Lease, live_usage: Usage | None) -> tuple[RunStatus, bool]:
+        """Extend the holder's lease and record its usage so far, in one conditional write that also
+        answers (status, cancel requested); LeaseLostError if `lease.owner` no longer holds the run."""
+
+    def append_chunk(
+        self, org_id: str, run_id: str, seq: int, chunk: Chunk, *, expires_at: int, owner: str | None = None
+    ) -> StoredChunk:
+        """Write chunk `seq`; ConditionFailedError if that seq is written already. With `owner`, only
+        while that lease holds the running run (fencing: a superseded worker's write is refused)."""
 
     def finish(
         self,
@@ -66,11 +82,13 @@ class RunStore(Protocol):
         error: RunError | None,
         preceding: Sequence[Chunk] = (),
         retain_until: int | None = None,
+        owner: str | None = None,
     ) -> RunRecord:
         """Atomically write `preceding` (e.g. error, usage) from `end_seq` on, then the end chunk,
         and move the run from `expected` to the terminal `target`; ConditionFailedError if the run
-        is not `expected` or a seq is taken. Nothing is written unless all of it is. `retain_until`:
-        the run's new expiry (its retention counts from its end)."""
+        is not `expected` or a seq is taken (or, with `owner`, that lease no longer holds it).
+        Nothing is written unless all of it is. `retain_until`: the run's new expiry (its retention
+        counts from its end)."""
 
     def suspend(
         self,
@@ -83,10 +101,11 @@ class RunStore(Protocol):
         action_expires_at: float,
         usage: Usage | None,
         expires_at: int,
+        owner: str | None = None,
     ) -> RunRecord:
         """Atomically write `chunks` (ending with the requires_action chunk) from `first_seq` on and
         move the run from running to requires_action with its pending actions; ConditionFailedError
-        if the run is not running or a seq is taken."""
+        if the run is not running, a seq is taken, or (with `owner`) that lease no longer holds it."""
 
     def record_answers(self, run: RunRecord, actions: list[PendingAction], *, requeue: bool) -> RunRecord:
         """Replace the waiting run's actions with `actions` (answers added) if they are still what
@@ -131,6 +150,14 @@ class ConversationStore(Protocol):
 class RunQueue(Protocol):
     def enqueue(self, message: RunMessage) -> None:
         """Hand the run to the workers; QueueUnavailableError when that fails."""
+
+
+class Delivery(Protocol):
+    """The queue message a worker is running: kept invisible to other workers while it works, so
+    that if this worker dies, the message reappears soon and another worker takes the run over."""
+
+    def keep_invisible(self, seconds: int) -> None:
+        """Hide the message from other workers for `seconds` from now (best effort: never raises)."""
 
 
 # --- the model provider port --------------------------------------------------------------------

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from ..errors import InvalidRequestError, RunNotFoundError
 from .models import Caller, RunRecord, StoredChunk
-from .ports import RunStore
+from .ports import Clock, RunStore
 from .run_service import RunService
+from .tailing import Liveness
 
 
 def parse_resume_point(last_event_id: str | None, after: int | None) -> int:
@@ -27,9 +28,10 @@ def parse_resume_point(last_event_id: str | None, after: int | None) -> int:
 
 
 class RunReader:
-    def __init__(self, runs: RunService, store: RunStore) -> None:
+    def __init__(self, runs: RunService, store: RunStore, clock: Clock) -> None:
         self._runs = runs
         self._store = store
+        self._clock = clock
 
     def open(self, caller: Caller, run_id: str, *, after: int) -> RunRecord | None:
         """The run to stream from `after`, or None when it has finished and nothing is left after
@@ -42,14 +44,17 @@ class RunReader:
     def read(self, caller: Caller, run_id: str, *, after: int) -> list[StoredChunk]:
         return self._store.read_chunks(caller.org_id, run_id, after=after)
 
-    def is_alive(self, caller: Caller, run_id: str, *, position: int) -> bool:
-        """Whether a reader at `position` should keep waiting: the run still exists, and it is not
-        finished with nothing after `position` (a resume point past the end)."""
+    def liveness(self, caller: Caller, run_id: str, *, position: int) -> Liveness:
+        """Whether a reader at `position` should keep waiting (the run still exists, and it is not
+        finished with nothing after `position`: a resume point past the end), and whether the run
+        is between workers (its worker's lease lapsed; another will take it over)."""
         try:
             run = self._runs.get(caller, run_id)
         except RunNotFoundError:
-            return False
-        return not run.status.is_terminal or self._pending(caller, run_id, position)
+            return Liveness.GONE
+        if run.status.is_terminal and not self._pending(caller, run_id, position):
+            return Liveness.GONE
+        return Liveness.RECOVERING if run.lease_lapsed(self._clock()) else Liveness.ALIVE
 
     def _pending(self, caller: Caller, run_id: str, after: int) -> bool:
         # Consistent: once the run reads as finished, its last chunks must read too.

@@ -23,6 +23,7 @@ from ..errors import (
 from .actions import expire_overdue
 from .agents import AgentCatalog, AgentDefinition
 from .ending import end_stopped_run
+from .metrics import NullMetrics, RunMetrics
 from .models import (
     IDENTIFIER_PATTERN,
     Caller,
@@ -103,7 +104,9 @@ class RunService:
         new_id: Callable[[], str] = new_run_id,
         conversations: ConversationStore | None = None,
         sleep: Callable[[float], object] = time.sleep,
+        metrics: RunMetrics | None = None,
     ) -> None:
+        self._metrics = metrics or NullMetrics()
         self._conversations = conversations
         self._sleep = sleep
         self._store = store
@@ -152,6 +155,7 @@ class RunService:
             self._store.delete_run(run.org_id, run.run_id)
             raise
         log.info("run queued for agent %s", agent.agent_id, extra={"run_id": run.run_id, "org_id": run.org_id})
+        self._metrics.run_started(agent.agent_id)
         return run
 
     def get(self, caller: Caller, run_id: str) -> RunRecord:
@@ -179,6 +183,7 @@ class RunService:
                 ended = end_stopped_run(self._store, run, RunStatus.CANCELLED, None, self._clock(),
                                         retention_seconds=self._policy.retention_seconds)
                 log.info("%s run cancelled", run.status.value, extra={"run_id": run_id})
+                self._metrics.run_ended(RunStatus.CANCELLED.value)
                 return ended
             except ConditionFailedError:
                 pass  # a worker claimed it meanwhile: flag it like any running run

@@ -14,8 +14,18 @@ import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..errors import LeaseLostError
 from .chunks import ChunkWriter, CoalescingPolicy, TextCoalescer
-from .models import Chunk, PendingAction, RunError, RunStatus, TextChunk, ToolResultChunk, ToolUseChunk
+from .models import (
+    Chunk,
+    InterruptedChunk,
+    PendingAction,
+    RunError,
+    RunStatus,
+    TextChunk,
+    ToolResultChunk,
+    ToolUseChunk,
+)
 from .ports import Clock, TextDelta
 from .stepper import StepEnded, Suspended
 from .transcript import TokenUsage
@@ -39,7 +49,12 @@ class Suspend:
     actions: list[PendingAction]
 
 
-Stop = Finished | Suspend
+@dataclass(frozen=True)
+class Superseded:
+    """Another worker took the run over (this one's lease lapsed): stop, and write nothing more."""
+
+
+Stop = Finished | Suspend | Superseded
 
 log = logging.getLogger("runwire.writer")
 
@@ -61,7 +76,7 @@ class RunWriter:
         deadline: float,
         max_run_seconds: float,
         cancel_check_seconds: float,
-        cancel_requested: Callable[[], bool],
+        cancel_requested: Callable[[TokenUsage | None], bool],
         usage: TokenUsage | None = None,
     ) -> None:
         self.chunks = chunks
@@ -75,6 +90,13 @@ class RunWriter:
 
     def consume(self, events: queue.Queue[object]) -> Stop:
         """Write what the stepper emits until it is done, suspends, or the run must stop."""
+        try:
+            return self._consume(events)
+        except LeaseLostError:
+            log.warning("another worker holds the run now; this one stops without writing")
+            return Superseded()
+
+    def _consume(self, events: queue.Queue[object]) -> Stop:
         next_cancel_check = self._clock() + self._cancel_every
         while True:
             now = self._clock()
@@ -97,9 +119,13 @@ class RunWriter:
                 ))
             if now >= next_cancel_check:
                 next_cancel_check = now + self._cancel_every
-                if self._cancel_requested():
+                if self._cancel_requested(self.state.usage):
                     log.info("cancel requested; closing the model stream")
                     return Finished(RunStatus.CANCELLED)
+
+    def hold(self, chunk: Chunk) -> None:
+        """Write `chunk` with the next write (or in the ending's), not on its own."""
+        self.state.held.append(chunk)
 
     def drain(self) -> None:
         """Write the text still buffered (before the ending)."""
@@ -129,7 +155,10 @@ class RunWriter:
             self._write(event)
         elif isinstance(event, StepEnded):
             self.drain()
-            self.state.held.append(event.chunk)
+            self.hold(event.chunk)
+        elif isinstance(event, InterruptedChunk):
+            self.drain()
+            self.hold(event)
         elif isinstance(event, TokenUsage):
             self.state.usage = event
         elif isinstance(event, Suspended):

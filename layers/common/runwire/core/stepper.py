@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ModelError
 from .agents import AgentDefinition
 from .ending import pending_action
 from .models import (
     ApprovalAction,
+    InterruptedChunk,
     PendingAction,
     RunRecord,
     RunRequest,
@@ -61,7 +64,36 @@ class Suspended:
     actions: list[PendingAction]
 
 
-StepperEvent = TextDelta | ToolUseChunk | ToolResultChunk | StepEnded | TokenUsage | Suspended
+StepperEvent = TextDelta | ToolUseChunk | ToolResultChunk | StepEnded | InterruptedChunk | TokenUsage | Suspended
+
+
+@dataclass(frozen=True)
+class ModelRetryPolicy:
+    """How a model call that failed is tried again: overloaded, rate limited, a server error or a
+    stream cut off mid-answer (the next attempt continues the text written so far), with
+    exponential backoff and jitter, or after the provider's retry-after; never past the deadline."""
+
+    max_attempts: int = 3
+    base_delay_seconds: float = 0.5
+    max_delay_seconds: float = 8.0
+    jitter: Callable[[], float] = field(default=random.random, compare=False)
+
+    def delay(self, error: ModelError, attempt: int, *, now: float, deadline: float) -> float | None:
+        """Seconds to wait before attempt `attempt + 1`, or None: the error is final."""
+        if not error.retryable or attempt >= self.max_attempts:
+            return None
+        backoff = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** (attempt - 1))
+        wait = error.retry_after if error.retry_after is not None else backoff * (0.5 + self.jitter() / 2)
+        return wait if now + wait < deadline else None
+
+
+@dataclass
+class _ModelCall:
+    """What one attempt at a model call produced before it ended or failed."""
+
+    usage: TokenUsage
+    calls: list[ToolCallBlock] = field(default_factory=list)
+    reported: bool = False
 
 
 def build_system_prompt(agent: AgentDefinition, request: RunRequest) -> str:
@@ -112,12 +144,16 @@ class Stepper:
         *,
         max_steps: int,
         clock: Clock,
+        retries: ModelRetryPolicy | None = None,
+        on_retry: Callable[[str], None] = lambda code: None,
     ) -> None:
         self._provider = provider
         self._tools = tools
         self._base = base_request
         self._max_steps = max_steps
         self._clock = clock
+        self._retries = retries or ModelRetryPolicy()
+        self._on_retry = on_retry
 
     def run(
         self,
@@ -135,7 +171,7 @@ class Stepper:
         out = _Emitter(emit, transcript)
         self._settle(run, transcript.unanswered_calls(), out, context)
         while transcript.steps < self._max_steps and not cancellation.cancelled:
-            calls = self._step(transcript, out, cancellation)
+            calls = self._step(transcript, out, cancellation, deadline)
             if not calls or cancellation.cancelled:
                 return
             waiting = self._run_server_tools(run, calls, out, context)
@@ -144,12 +180,43 @@ class Stepper:
                 return
 
     # -------------------------------------------------------------------------------------------
-    def _step(self, transcript: TranscriptBuilder, out: _Emitter, cancellation: Cancellation) -> list[ToolCallBlock]:
-        """One model call. Returns the tool calls it asked for (none: the model answered)."""
+    def _step(
+        self, transcript: TranscriptBuilder, out: _Emitter, cancellation: Cancellation, deadline: float
+    ) -> list[ToolCallBlock]:
+        """One model call, tried again on transient failures. Returns the tool calls it asked for
+        (none: the model answered)."""
+        attempt = 1
+        while True:
+            call = _ModelCall(TokenUsage(self._base.model))
+            try:
+                return self._call_model(call, transcript, out, cancellation)
+            except ModelError as exc:
+                if call.calls:
+                    # Cut off after it asked for tools: the step ends with them (they run next);
+                    # a continuation would leave those calls without results.
+                    out.step_end(self._step_end(transcript, call.usage))
+                    return call.calls
+                if call.reported:
+                    out.interrupted(InterruptedChunk(reason=exc.code, model=call.usage.model,
+                                                     input_tokens=call.usage.input_tokens,
+                                                     output_tokens=call.usage.output_tokens))
+                delay = None if cancellation.cancelled else self._retries.delay(
+                    exc, attempt, now=self._clock(), deadline=deadline)
+                if delay is None:
+                    raise
+                log.warning("model call failed (%s); attempt %d in %.1f s", exc.code, attempt + 1, delay)
+                self._on_retry(exc.code)
+                attempt += 1
+                if cancellation.wait(delay):
+                    return []
+
+    def _call_model(
+        self, call: _ModelCall, transcript: TranscriptBuilder, out: _Emitter, cancellation: Cancellation
+    ) -> list[ToolCallBlock]:
+        # The transcript so far: after a cut-off attempt, it ends with that attempt's text, which
+        # the provider continues (core/continuation.py).
         request = ModelRequest(**{**self._base.__dict__, "messages": transcript.transcript()})
         earlier = transcript.usage
-        step_usage = TokenUsage(self._base.model)
-        calls: list[ToolCallBlock] = []
         turn: TurnEnded | None = None
         for event in self._provider.stream(request, cancellation):
             if isinstance(event, TextDelta):
@@ -158,19 +225,24 @@ class Stepper:
                 chunk = ToolUseChunk(id=event.id, name=event.name, input=event.input,
                                      executor=self._tools.executor(event.name))  # type: ignore[arg-type]
                 out.chunk(chunk)
-                calls.append(ToolCallBlock(chunk.id, chunk.name, chunk.input, chunk.executor,
-                                           needs_approval=self._needs_approval(chunk)))
+                call.calls.append(ToolCallBlock(chunk.id, chunk.name, chunk.input, chunk.executor,
+                                                needs_approval=self._needs_approval(chunk)))
             elif isinstance(event, UsageUpdated):
-                step_usage = TokenUsage(event.model, event.input_tokens, event.output_tokens)
+                call.usage = TokenUsage(event.model, event.input_tokens, event.output_tokens)
+                call.reported = True
                 total = (earlier or TokenUsage(event.model)).plus(event.model, event.input_tokens, event.output_tokens)
                 out.emit(total)  # the run's usage so far, every step of it
             elif isinstance(event, TurnEnded):
                 turn = event
         if cancellation.cancelled or turn is None:
             return []
-        out.step_end(StepEndChunk(step=transcript.steps + 1, model=step_usage.model,
-                                  input_tokens=step_usage.input_tokens, output_tokens=step_usage.output_tokens))
-        return calls if turn.stop_reason == "tool_use" else []
+        out.step_end(self._step_end(transcript, call.usage))
+        return call.calls if turn.stop_reason == "tool_use" else []
+
+    @staticmethod
+    def _step_end(transcript: TranscriptBuilder, usage: TokenUsage) -> StepEndChunk:
+        return StepEndChunk(step=transcript.steps + 1, model=usage.model,
+                            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
 
     def _needs_approval(self, chunk: ToolUseChunk) -> bool:
         return chunk.executor == "server" and chunk.name in self._tools.approval_required
@@ -231,6 +303,10 @@ class _Emitter:
     def step_end(self, chunk: StepEndChunk) -> None:
         self.transcript.add(chunk)
         self.emit(StepEnded(chunk))
+
+    def interrupted(self, chunk: InterruptedChunk) -> None:
+        self.transcript.add(chunk)
+        self.emit(chunk)
 
     def suspend(self, actions: list[PendingAction]) -> None:
         self.transcript.wait_for([a.action for a in actions])

@@ -12,13 +12,15 @@ When nothing is due, the reader waits half as long as it has been idle (from `mi
 to `idle_interval`): brisk right after the stream opens or a chunk arrives, when the next chunk is
 likeliest (the time to first token is what a user notices most), and at most 1/idle_interval
 queries a second once a run has been quiet for a second (a model thinking, a tool running). Keep-alive pings go out after
-`ping_interval` without output. The loop ends after the end chunk, or when the run has
-disappeared (expired) or finished with nothing left after the reader's position (a resume point
-past the end), checked every `liveness_interval`.
+`ping_interval` without output. Every `liveness_interval` without output it asks after the run:
+the loop ends when the run has disappeared (expired) or finished with nothing left after the
+reader's position (a resume point past the end), and it tells the reader (`RECOVERING`, once per
+lapse) when the run's worker stopped renewing its lease, until another worker carries the run on.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -40,7 +42,7 @@ class PollPolicy:
     min_interval: float = 0.01
     idle_interval: float = 0.5
     ping_interval: float = 15.0
-    liveness_interval: float = 10.0
+    liveness_interval: float = 5.0
 
     def adapt_margin(self, margin: float, *, hit: bool) -> float:
         if hit:
@@ -68,20 +70,36 @@ class KeepAlive:
 KEEP_ALIVE = KeepAlive()
 
 
+class Recovering:
+    """Yielded by `tail_chunks` when the run's worker is gone and the run awaits another."""
+
+
+RECOVERING = Recovering()
+
+
+class Liveness(enum.Enum):
+    ALIVE = "alive"
+    RECOVERING = "recovering"
+    """Running, but its worker's lease lapsed: another worker will take it over."""
+    GONE = "gone"
+    """Expired, or finished with nothing after the reader's position."""
+
+
 async def tail_chunks(
     read: Callable[[int], Awaitable[list[StoredChunk]]],
-    is_alive: Callable[[int], Awaitable[bool]],
+    is_alive: Callable[[int], Awaitable[Liveness]],
     *,
     after: int,
     policy: PollPolicy,
     clock: Clock,
     sleep: Callable[[float], Awaitable[object]],
-) -> AsyncIterator[StoredChunk | KeepAlive]:
+) -> AsyncIterator[StoredChunk | KeepAlive | Recovering]:
     opened = clock()
     last_written_at: float | None = None
     idle_since = last_output = last_liveness = opened
     misses = 0
     margin = policy.align_margin
+    told_recovering = False
     while True:
         timed = last_written_at is not None and misses == 0  # this poll was timed to a due write
         chunks = await read(after)
@@ -97,6 +115,7 @@ async def tail_chunks(
             last_written_at = chunks[-1].written_at
             idle_since = last_output = now
             misses = 0
+            told_recovering = False
         else:
             misses += 1
             if now - last_output >= policy.ping_interval:
@@ -104,8 +123,12 @@ async def tail_chunks(
                 last_output = now
             if now - last_liveness >= policy.liveness_interval:
                 last_liveness = now
-                if not await is_alive(after):
+                liveness = await is_alive(after)
+                if liveness is Liveness.GONE:
                     return
+                if liveness is Liveness.RECOVERING and not told_recovering:
+                    told_recovering = True
+                    yield RECOVERING
         await sleep(
             policy.next_wait(
                 now=now, last_written_at=last_written_at, idle_since=idle_since, misses=misses, margin=margin,

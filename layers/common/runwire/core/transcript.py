@@ -21,6 +21,7 @@ from .models import (
     ApprovalAction,
     Chunk,
     HistoryMessage,
+    InterruptedChunk,
     RequiredAction,
     RequiresActionChunk,
     RunRequest,
@@ -152,9 +153,12 @@ class TranscriptBuilder:
             self._assistant.append(ToolCallBlock(chunk.id, chunk.name, chunk.input, chunk.executor))
         elif isinstance(chunk, StepEndChunk):
             self.steps = max(self.steps, chunk.step)
-            base = self.usage or TokenUsage(chunk.model)
-            self.usage = base.plus(chunk.model, chunk.input_tokens, chunk.output_tokens)
+            self._count(chunk.model, chunk.input_tokens, chunk.output_tokens)
             self._close_step()
+        elif isinstance(chunk, InterruptedChunk):
+            # A cut-off attempt at the current model call: its tokens count, and the step stays
+            # open, so the next attempt continues its text.
+            self._count(chunk.model, chunk.input_tokens, chunk.output_tokens)
         elif isinstance(chunk, ToolResultChunk):
             self._close_step()
             self._results.append(ToolResultBlock(chunk.id, chunk.output, chunk.is_error))
@@ -198,6 +202,9 @@ class TranscriptBuilder:
         return "".join(self.reply)
 
     # -------------------------------------------------------------------------------------------
+    def _count(self, model: str, input_tokens: int, output_tokens: int) -> None:
+        self.usage = (self.usage or TokenUsage(model)).plus(model, input_tokens, output_tokens)
+
     def _open_step(self) -> None:
         if self._results:  # the results of the last step's tools are in: a new step begins
             self.messages.append(Message("user", tuple(self._results)))

@@ -21,21 +21,35 @@ import queue
 import threading
 from dataclasses import dataclass, field
 
-from ..errors import ConditionFailedError, ModelError, StorageError, UnknownAgentError
+from ..errors import ConditionFailedError, LeaseLostError, ModelError, StorageError, UnknownAgentError
 from .agents import AgentCatalog, AgentDefinition
 from .cancellation import CancellationToken
 from .chunks import ChunkWriter, CoalescingPolicy
 from .ending import Ending, usage_of
-from .models import Chunk, HistoryMessage, RunError, RunMessage, RunRecord, RunStatus, ToolName
-from .ports import Clock, ConversationStore, ModelProvider, RunStore, ToolSpec
-from .run_writer import AgentDone, Finished, RunWriter, Suspend
-from .stepper import RunTools, Stepper, model_request
+from .lease import LeaseKeeper, LeasePolicy
+from .metrics import NullMetrics, RunMetrics
+from .models import (
+    Chunk,
+    HistoryMessage,
+    InterruptedChunk,
+    Lease,
+    RunError,
+    RunMessage,
+    RunRecord,
+    RunStatus,
+    ToolName,
+    Usage,
+)
+from .ports import Clock, ConversationStore, Delivery, ModelProvider, RunStore, ToolSpec
+from .run_writer import AgentDone, Finished, RunWriter, Superseded, Suspend
+from .stepper import ModelRetryPolicy, RunTools, Stepper, model_request
 from .tools import ToolRegistry
-from .transcript import TranscriptBuilder, rebuild
+from .transcript import TokenUsage, TranscriptBuilder, rebuild
 
 log = logging.getLogger("runwire.worker")
 
 LOG_LOST = RunError(code="run_log_unavailable", message="The run's stored log could not be read whole; it cannot be carried on.")
+WORKER_LOST = RunError(code="worker_lost", message="The workers running this run kept stopping before finishing it.")
 
 MEMORY_MESSAGE_CHARS = 100_000
 """What a conversation remembers of one message: enough for any prompt, and inside DynamoDB's item size."""
@@ -47,22 +61,25 @@ class WorkerPolicy:
     max_run_seconds: float = 120.0
     """The limit on each stretch of work (from a claim to the run's end or its next wait)."""
     cancel_check_seconds: float = 0.5
-    lease_grace_seconds: float = 30.0
-    """A run whose worker has not finished it by deadline + grace is taken to be orphaned."""
     history_messages: int = 20
     """How many of a conversation's latest messages a run sees (seed 000: the last 20)."""
     retention_seconds: float = 300.0
     redelivery_seconds: float = 360.0
-    """The run queue's visibility timeout: how long SQS waits before handing a message to another
-    worker. A claimed run must outlive it, so the next delivery can end a run whose worker died."""
+    """The run queue's visibility timeout: how long SQS hides a message whose worker died before it
+    could shorten that (`lease.message_visibility_seconds`) — the longest a take-over can wait."""
     action_timeout_seconds: float = 3600.0
     """How long a run may wait for its client (client tool outputs, approvals) before it expires."""
+    lease: LeasePolicy = field(default_factory=LeasePolicy)
+    model_retries: ModelRetryPolicy = field(default_factory=ModelRetryPolicy)
     coalescing: CoalescingPolicy = field(default_factory=CoalescingPolicy)
 
     def claimed_expiry(self, now: float) -> int:
         """A claimed run stays readable until `retention_seconds` after the latest moment it can end:
-        its deadline, the lease grace, and one redelivery to a worker that ends it if this one dies."""
-        return int(now + self.max_run_seconds + self.lease_grace_seconds + self.redelivery_seconds + self.retention_seconds)
+        its deadline, then one take-over per attempt (each a lease and a message's reappearance),
+        and one slow redelivery."""
+        lease = self.lease
+        takeovers = lease.max_attempts * (lease.lease_seconds + lease.message_visibility_seconds)
+        return int(now + self.max_run_seconds + takeovers + self.redelivery_seconds + self.retention_seconds)
 
 
 class Outcome(enum.StrEnum):
@@ -71,6 +88,9 @@ class Outcome(enum.StrEnum):
     DUPLICATE = "duplicate"
     MISSING = "missing"
     RECOVERED = "recovered"
+    """Taken over from a worker whose lease lapsed, and carried on (or ended, after MAX_ATTEMPTS)."""
+    SUPERSEDED = "superseded"
+    """This worker's lease lapsed and another took the run over: it stopped without writing."""
 
 
 class RunWorker:
@@ -83,8 +103,10 @@ class RunWorker:
         policy: WorkerPolicy,
         clock: Clock,
         conversations: ConversationStore | None = None,
+        metrics: RunMetrics | None = None,
     ) -> None:
         self._conversations = conversations
+        self._metrics = metrics or NullMetrics()
         self._store = store
         self._provider = provider
         self._catalog = catalog
@@ -93,73 +115,87 @@ class RunWorker:
         self._clock = clock
         self._ending = Ending(store, policy.retention_seconds)
 
-    def process(self, message: RunMessage) -> Outcome:
+    def process(self, message: RunMessage, delivery: Delivery | None = None) -> Outcome:
+        """Run one delivery of a run's message. `delivery`: the message, kept hidden from other
+        workers while this one works (so that when it dies, another takes the run over soon)."""
+        if delivery is not None:
+            delivery.keep_invisible(self._policy.lease.message_visibility_seconds)
         now = self._clock()
+        lease = self._policy.lease.new_lease(now)
         try:
             # Claim first: the conditional update returns the run, so the common case costs one
             # request; the run is read only when the claim loses.
-            claimed = self._store.transition(
-                message.org_id,
-                message.run_id,
-                RunStatus.RUNNING,
-                changes={
-                    "started_at": now,
-                    "lease_expires_at": now + self._policy.max_run_seconds + self._policy.lease_grace_seconds,
-                    "expires_at": self._policy.claimed_expiry(now),
-                },
-            )
+            claimed = self._store.claim(message.org_id, message.run_id, lease=lease, now=now,
+                                        expires_at=self._policy.claimed_expiry(now))
         except ConditionFailedError:
-            return self._claim_lost(message, now)
+            return self._claim_lost(message, lease, delivery)
         log.info("claimed run; starting agent %s", claimed.agent_id, extra={"run_id": claimed.run_id})
-        if claimed.cancel_requested:
-            # Cancelled while it was being handed over (e.g. between its answers and this claim):
-            # nothing runs, not even an approved tool.
-            self._ending.finish(claimed, next_seq=claimed.last_seq + 1, held=[], status=RunStatus.CANCELLED,
-                                error=None, usage=claimed.usage, now=self._clock())
-            return Outcome.EXECUTED
-        return self._execute(claimed)
+        return self._execute(claimed, lease, delivery, recovered=False)
 
-    def _claim_lost(self, message: RunMessage, now: float) -> Outcome:
+    def _claim_lost(self, message: RunMessage, lease: Lease, delivery: Delivery | None) -> Outcome:
         run = self._store.get_run(message.org_id, message.run_id)
         if run is None:
             log.warning("run not found or expired; dropping its message", extra={"run_id": message.run_id})
             return Outcome.MISSING
-        if run.status is RunStatus.RUNNING and run.lease_expires_at is not None and now >= run.lease_expires_at:
-            self._recover_orphan(run)
-            return Outcome.RECOVERED
-        log.info("run is %s elsewhere; duplicate delivery ignored", run.status.value, extra={"run_id": run.run_id})
-        return Outcome.DUPLICATE
+        now = self._clock()
+        if not run.lease_lapsed(now):
+            log.info("run is %s elsewhere; duplicate delivery ignored", run.status.value, extra={"run_id": run.run_id})
+            return Outcome.DUPLICATE
+        try:
+            taken = self._store.take_over(run.org_id, run.run_id, lease=Lease(lease.owner, now + self._policy.lease.lease_seconds),
+                                          previous_owner=run.lease_owner, now=now)
+        except ConditionFailedError:
+            log.info("another worker took the run over first", extra={"run_id": run.run_id})
+            return Outcome.DUPLICATE
+        log.warning("took the run over from a worker whose lease lapsed (take-over %d)", taken.takeovers,
+                    extra={"run_id": run.run_id})
+        self._metrics.run_recovered()
+        outcome = self._execute(taken, lease, delivery, recovered=True)
+        return Outcome.RECOVERED if outcome is Outcome.EXECUTED else outcome
 
     # -------------------------------------------------------------------------------------------
-    def _recover_orphan(self, run: RunRecord) -> None:
-        """The worker that claimed this run died before ending it: end it, so readers finish."""
-        chunks = self._store.read_chunks(run.org_id, run.run_id, after=0, limit=100_000, consistent=True)
-        error = RunError(code="worker_lost", message="The worker running this run stopped before finishing it.")
-        log.warning("run was orphaned by a lost worker; ending it as failed", extra={"run_id": run.run_id})
-        transcript = rebuild(run.request, [], [c.chunk for c in chunks])
-        self._ending.finish(run, next_seq=(chunks[-1].seq if chunks else 0) + 1, held=[],
-                            status=RunStatus.FAILED, error=error, usage=usage_of(transcript.usage), now=self._clock())
-
-    def _execute(self, run: RunRecord) -> Outcome:
+    def _execute(self, run: RunRecord, lease: Lease, delivery: Delivery | None, *, recovered: bool) -> Outcome:
+        log_so_far = self._read_log(run, recovered=recovered)
+        if log_so_far is None:
+            log.error("the run's log is incomplete; it cannot be carried on", extra={"run_id": run.run_id})
+            return self._end_now(run, lease, [], RunStatus.FAILED, LOG_LOST, run.usage, next_seq=run.last_seq + 1)
+        transcript = rebuild(run.request, self._history(run), log_so_far)
+        held: list[Chunk] = []
+        lost = lost_usage(run, transcript.usage) if recovered else None
+        if lost is not None:
+            # What the dead worker used beyond its log: logged with the next write, so usage sums every attempt.
+            transcript.add(lost)
+            held.append(lost)
+        next_seq = len(log_so_far) + 1
+        usage = usage_of(transcript.usage)
+        if run.cancel_requested:
+            # Cancelled while it was being handed over (e.g. between its answers and this claim):
+            # nothing runs, not even an approved tool.
+            return self._end_now(run, lease, held, RunStatus.CANCELLED, None, usage, next_seq=next_seq)
+        if run.takeovers >= self._policy.lease.max_attempts:
+            log.error("the run's workers died %d times; ending it", run.takeovers, extra={"run_id": run.run_id})
+            return self._end_now(run, lease, held, RunStatus.FAILED, WORKER_LOST, usage, next_seq=next_seq)
         try:
             agent = self._catalog.by_id(run.agent_id)
         except UnknownAgentError as exc:
             # The agent was removed (EXTRA_AGENTS changed) between the start and now: end it.
-            self._ending.finish(run, next_seq=run.last_seq + 1, held=[], status=RunStatus.FAILED,
-                                error=RunError(code=exc.code, message=exc.message), usage=run.usage, now=self._clock())
-            return Outcome.EXECUTED
-        log_so_far = self._read_log(run)
-        if log_so_far is None:
-            log.error("the run's log is incomplete; it cannot be carried on", extra={"run_id": run.run_id})
-            self._ending.finish(run, next_seq=run.last_seq + 1, held=[], status=RunStatus.FAILED, error=LOG_LOST,
-                                usage=run.usage, now=self._clock())
-            return Outcome.EXECUTED
-        transcript = rebuild(run.request, self._history(run), log_so_far)
-        writer = self._writer(run, transcript)
+            return self._end_now(run, lease, held, RunStatus.FAILED, RunError(code=exc.code, message=exc.message),
+                                 usage, next_seq=next_seq)
+        return self._step_and_end(run, agent, transcript, LeaseKeeper(self._store, run, lease, self._policy.lease,
+                                                                       self._clock, delivery), held, next_seq - 1)
+
+    def _step_and_end(
+        self, run: RunRecord, agent: AgentDefinition, transcript: TranscriptBuilder, keeper: LeaseKeeper,
+        held: list[Chunk], last_seq: int,
+    ) -> Outcome:
+        writer = self._writer(run, transcript, keeper, last_seq)
+        for chunk in held:
+            writer.hold(chunk)
         tools = self.run_tools(agent, run)
         stepper = Stepper(
             self._provider, tools, model_request(agent, run.request, tools, default_model=self._policy.default_model),
-            max_steps=agent.max_steps, clock=self._clock,
+            max_steps=agent.max_steps, clock=self._clock, retries=self._policy.model_retries,
+            on_retry=self._metrics.model_retried,
         )
         events: queue.Queue[object] = queue.Queue()
         cancellation = CancellationToken()
@@ -169,18 +205,37 @@ class RunWorker:
         except Exception:
             cancellation.cancel()
             log.exception("writing the run's chunks failed; ending it as failed", extra={"run_id": run.run_id})
-            self._fail_storing(run, writer)
-            return Outcome.EXECUTED
+            return self._fail_storing(run, writer, keeper.owner)
         cancellation.cancel()
+        if isinstance(stop, Superseded):
+            return Outcome.SUPERSEDED
         if isinstance(stop, Finished) and stop.status in (RunStatus.CANCELLED, RunStatus.EXPIRED):
             # Let the model stream close, and count the tokens it used up to then (usage updates
             # may still be queued), for the usage chunk and billing.
             producer.join(timeout=1.0)
             writer.latest_usage(events)
-        writer.drain()
-        if isinstance(stop, Suspend):
-            return self._suspend_or_end(run, writer, stop)
-        self._finish(run, writer, transcript, stop)
+        self._metrics.tokens_streamed(writer.state.tokens_seen)
+        try:
+            writer.drain()
+            if isinstance(stop, Suspend):
+                return self._suspend_or_end(run, writer, stop, keeper.owner)
+            self._finish(run, writer, transcript, stop, keeper.owner)
+        except LeaseLostError:
+            log.warning("another worker took the run over; this one stops without ending it", extra={"run_id": run.run_id})
+            return Outcome.SUPERSEDED
+        return Outcome.EXECUTED
+
+    def _end_now(
+        self, run: RunRecord, lease: Lease, held: list[Chunk], status: RunStatus, error: RunError | None,
+        usage: Usage | None, *, next_seq: int,
+    ) -> Outcome:
+        """End a run this worker holds before any step runs."""
+        try:
+            self._ending.finish(run, next_seq=next_seq, held=held, status=status, error=error, usage=usage,
+                                now=self._clock(), owner=lease.owner)
+        except LeaseLostError:
+            return Outcome.SUPERSEDED
+        self._metrics.run_ended(status.value)
         return Outcome.EXECUTED
 
     def run_tools(self, agent: AgentDefinition, run: RunRecord) -> RunTools:
@@ -192,27 +247,28 @@ class RunWorker:
         approvals: set[ToolName] = {*agent.approval_required, *(request.approval_required or [])}
         return RunTools(server, client, frozenset(approvals))
 
-    def _read_log(self, run: RunRecord) -> list[Chunk] | None:
-        """The chunks so far: a run that waited is carried on from its log; a new one has none (and
-        is not read). None when the log is shorter than the run recorded: it cannot be rebuilt."""
-        if run.last_seq == 0:
+    def _read_log(self, run: RunRecord, *, recovered: bool) -> list[Chunk] | None:
+        """The chunks so far: a run that waited or was taken over is carried on from its log; a new
+        one has none (and is not read). None when the log is shorter than the run recorded."""
+        if run.last_seq == 0 and not recovered:
             return []
         stored = self._store.read_chunks(run.org_id, run.run_id, after=0, limit=100_000, consistent=True)
         if len(stored) < run.last_seq:
             return None
         return [c.chunk for c in stored]
 
-    def _writer(self, run: RunRecord, transcript: TranscriptBuilder) -> RunWriter:
+    def _writer(self, run: RunRecord, transcript: TranscriptBuilder, keeper: LeaseKeeper, last_seq: int) -> RunWriter:
         policy = self._policy
         started = run.started_at or self._clock()
         return RunWriter(
-            ChunkWriter(self._store, run.org_id, run.run_id, expires_at=run.expires_at, last_seq=run.last_seq),
+            ChunkWriter(self._store, run.org_id, run.run_id, expires_at=run.expires_at, last_seq=last_seq,
+                        owner=keeper.owner),
             policy.coalescing,
             self._clock,
             deadline=started + policy.max_run_seconds,
             max_run_seconds=policy.max_run_seconds,
             cancel_check_seconds=policy.cancel_check_seconds,
-            cancel_requested=lambda: self._cancel_requested(run),
+            cancel_requested=lambda usage: keeper.cancel_requested(usage_of(usage)),
             usage=transcript.usage,
         )
 
@@ -234,18 +290,17 @@ class RunWorker:
         producer.start()
         return producer
 
-    def _cancel_requested(self, run: RunRecord) -> bool:
-        state = self._store.cancel_state(run.org_id, run.run_id)
-        return state is None or state[1]
-
-    def _suspend_or_end(self, run: RunRecord, writer: RunWriter, stop: Suspend) -> Outcome:
+    def _suspend_or_end(self, run: RunRecord, writer: RunWriter, stop: Suspend, owner: str) -> Outcome:
         """Wait for the client; or end the run, if a cancel landed first or the wait cannot be stored."""
         try:
-            self._suspend(run, writer, stop)
+            self._suspend(run, writer, stop, owner)
+            self._metrics.waited_for_client()
             return Outcome.SUSPENDED
         except ConditionFailedError:
-            state = self._store.cancel_state(run.org_id, run.run_id)
-            if state is None or not state[1]:
+            run_now = self._store.get_run(run.org_id, run.run_id)
+            if run_now is None or run_now.lease_owner != owner:
+                raise LeaseLostError(f"run {run.run_id} is held by another worker") from None
+            if not run_now.cancel_requested:
                 raise
             log.info("cancelled on its way to waiting for its client", extra={"run_id": run.run_id})
             status, error = RunStatus.CANCELLED, None
@@ -253,24 +308,25 @@ class RunWorker:
             log.exception("could not store what the run waits for; ending it as failed", extra={"run_id": run.run_id})
             status, error = RunStatus.FAILED, RunError(code="wait_not_stored", message=f"The run could not wait for its client: {exc.message}")
         self._ending.finish(run, next_seq=writer.chunks.next_seq, held=writer.state.held, status=status,
-                            error=error, usage=usage_of(writer.state.usage), now=self._clock())
+                            error=error, usage=usage_of(writer.state.usage), now=self._clock(), owner=owner)
+        self._metrics.run_ended(status.value)
         return Outcome.EXECUTED
 
-    def _suspend(self, run: RunRecord, writer: RunWriter, stop: Suspend) -> None:
+    def _suspend(self, run: RunRecord, writer: RunWriter, stop: Suspend, owner: str) -> None:
         now = self._clock()
         action_expires_at = now + self._policy.action_timeout_seconds
         expires_at = self._policy.claimed_expiry(action_expires_at)
         usage = writer.state.usage
         self._ending.suspend(
             run, next_seq=writer.chunks.next_seq, held=writer.state.held, actions=stop.actions,
-            usage=usage_of(usage), action_expires_at=action_expires_at, expires_at=expires_at,
+            usage=usage_of(usage), action_expires_at=action_expires_at, expires_at=expires_at, owner=owner,
         )
         if run.request.conversation_id is not None and self._conversations is not None:
             # A follow-up turn of the conversation finds the waiting run (seed 001's approval flow).
             self._conversations.set_active_run(run.org_id, run.request.conversation_id, run.run_id, expires_at=expires_at)
         log.info("run waits for its client: %d action(s)", len(stop.actions), extra={"run_id": run.run_id})
 
-    def _finish(self, run: RunRecord, writer: RunWriter, transcript: TranscriptBuilder, stop: Finished) -> None:
+    def _finish(self, run: RunRecord, writer: RunWriter, transcript: TranscriptBuilder, stop: Finished, owner: str) -> None:
         if stop.status is RunStatus.SUCCEEDED:
             # Before the end event: a client that starts its next turn on `end` must find this one.
             try:
@@ -282,17 +338,22 @@ class RunWorker:
             stop.status.value, writer.state.tokens_seen, writer.chunks.writes, extra={"run_id": run.run_id},
         )
         self._ending.finish(run, next_seq=writer.chunks.next_seq, held=writer.state.held, status=stop.status,
-                            error=stop.error, usage=usage_of(writer.state.usage), now=self._clock())
+                            error=stop.error, usage=usage_of(writer.state.usage), now=self._clock(), owner=owner)
+        self._metrics.run_ended(stop.status.value)
 
-    def _fail_storing(self, run: RunRecord, writer: RunWriter) -> None:
+    def _fail_storing(self, run: RunRecord, writer: RunWriter, owner: str) -> Outcome:
         try:
             self._ending.finish(run, next_seq=writer.chunks.next_seq, held=[], status=RunStatus.FAILED,
                                 error=RunError(code="internal_error", message="Storing the run's output failed."),
-                                usage=usage_of(writer.state.usage), now=self._clock())
+                                usage=usage_of(writer.state.usage), now=self._clock(), owner=owner)
+        except LeaseLostError:
+            return Outcome.SUPERSEDED
         except Exception:
-            # Leave the message to SQS: redelivery after the lease finds the orphan and ends it.
+            # Leave the message to SQS: it reappears, and the next worker takes the run over.
             log.exception("could not end the run either", extra={"run_id": run.run_id})
             raise
+        self._metrics.run_ended(RunStatus.FAILED.value)
+        return Outcome.EXECUTED
 
     def _history(self, run: RunRecord) -> list[HistoryMessage]:
         """An explicit `conversationHistory` replaces the server-loaded one."""
@@ -316,3 +377,17 @@ class RunWorker:
             run_id=run.run_id, at=run.created_at,
             user=run.request.task[:MEMORY_MESSAGE_CHARS], assistant=reply[:MEMORY_MESSAGE_CHARS],
         )
+
+
+def lost_usage(run: RunRecord, logged: TokenUsage | None) -> InterruptedChunk | None:
+    """The tokens a dead worker used beyond what its log records (its last lease renewal's count,
+    less the log's), as the chunk that logs them; None when the log has them all."""
+    live = run.live_usage
+    if live is None:
+        return None
+    input_tokens = live.input_tokens - (logged.input_tokens if logged else 0)
+    output_tokens = live.output_tokens - (logged.output_tokens if logged else 0)
+    if input_tokens <= 0 and output_tokens <= 0:
+        return None
+    return InterruptedChunk(reason="worker_lost", model=live.model, input_tokens=max(0, input_tokens),
+                            output_tokens=max(0, output_tokens))

@@ -67,6 +67,10 @@ class StreamEncoder(Protocol):
     def ping(self) -> bytes:
         """A keep-alive the client ignores."""
 
+    def recovering(self) -> bytes:
+        """The run's worker stopped and another will carry the run on (a ping, where the format
+        has no way to say so)."""
+
     @property
     def finished(self) -> bool:
         """This response is complete: after the run's end, or (for a format whose clients cannot

@@ -177,6 +177,9 @@ class ChatEventsEncoder:
     def ping(self) -> bytes:
         return PING
 
+    def recovering(self) -> bytes:
+        return PING  # the format has no event for it
+
     @property
     def finished(self) -> bool:
         return self._finished

@@ -6,6 +6,12 @@
 
 and, last, `id: N` / `event: end` / `data: {}`. The id is the chunk's seq, so a reconnecting
 EventSource sends `Last-Event-ID: N` and gets exactly the events after N.
+
+While a run's worker is gone and the run waits for another to take it over, the reader says so
+with an event that has no id (it is not a chunk of the log, and leaves `Last-Event-ID` alone):
+
+    event: data
+    data: {"type":"status","phase":"recovering"}
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 from ..core.models import EndChunk, StoredChunk
 from .base import StreamContext
 from .sse import PING, ServerSentEvent
+
+RECOVERING_EVENT = ServerSentEvent(event="data", data='{"type":"status","phase":"recovering"}').encode()
 
 
 def encode_chunk_event(stored: StoredChunk) -> bytes:
@@ -34,6 +42,9 @@ class RunwireEventsEncoder:
 
     def ping(self) -> bytes:
         return PING
+
+    def recovering(self) -> bytes:
+        return RECOVERING_EVENT
 
 
 class RunwireEventsFormat:

@@ -622,6 +622,9 @@ class UIMessageStreamEncoder:
     def ping(self) -> bytes:
         return PING
 
+    def recovering(self) -> bytes:
+        return PING  # the AI SDK's stream has no part for it; the run carries on in the same message
+
     @property
     def finished(self) -> bool:
         return self._finished

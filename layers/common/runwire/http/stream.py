@@ -23,7 +23,7 @@ from ..core.models import ApprovalDecision, Caller, RunRecord, RunRequest, RunSt
 from ..core.ports import Clock, RunStore
 from ..core.reading import RunReader, parse_resume_point
 from ..core.run_service import RunService
-from ..core.tailing import KeepAlive, PollPolicy, tail_chunks
+from ..core.tailing import KeepAlive, Liveness, PollPolicy, Recovering, tail_chunks
 from ..errors import InvalidRequestError, NotWaitingError, RunConflictError, RunNotFoundError
 from ..formats.base import StreamContext, StreamFormat
 from ..formats.ui_message_stream import UI_MESSAGE_STREAM
@@ -100,7 +100,7 @@ class RunStreamer:
 
     def __init__(self, deps: StreamDependencies) -> None:
         self._deps = deps
-        self._reader = RunReader(deps.runs, deps.store)
+        self._reader = RunReader(deps.runs, deps.store, deps.clock)
 
     async def open(self, caller: Caller, run_id: str) -> RunRecord:
         return await anyio.to_thread.run_sync(self._deps.runs.get, caller, run_id)
@@ -120,8 +120,8 @@ class RunStreamer:
         async def read(position: int) -> list[StoredChunk]:
             return await anyio.to_thread.run_sync(lambda: reader.read(caller, run_id, after=position))
 
-        async def alive(position: int) -> bool:
-            return await anyio.to_thread.run_sync(lambda: reader.is_alive(caller, run_id, position=position))
+        async def alive(position: int) -> Liveness:
+            return await anyio.to_thread.run_sync(lambda: reader.liveness(caller, run_id, position=position))
 
         opening = encoder.open()
         if opening:
@@ -129,7 +129,12 @@ class RunStreamer:
         async for item in tail_chunks(
             read, alive, after=context.resumed_after, policy=self._deps.poll_policy, clock=self._deps.clock, sleep=asyncio.sleep
         ):
-            data = encoder.ping() if isinstance(item, KeepAlive) else encoder.encode(item)
+            if isinstance(item, KeepAlive):
+                data = encoder.ping()
+            elif isinstance(item, Recovering):
+                data = encoder.recovering()
+            else:
+                data = encoder.encode(item)
             if data:
                 yield data
             if encoder.finished:

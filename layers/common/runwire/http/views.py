@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -70,11 +71,19 @@ class RunView(WireModel):
     """While `requires_action`: what the run waits for (answered ones are left out)."""
     action_expires_at: str | None = None
     """While `requires_action`: when the run expires if it is not answered."""
+    phase: Literal["working", "recovering"] | None = None
+    """While `running`: `working`, or `recovering` when its worker stopped renewing its lease (it
+    died or froze) and the run waits for another worker to take it over and carry it on."""
+    attempts: int = 0
+    """How many workers have claimed the run: one per stretch of work, plus one per take-over."""
 
     @classmethod
-    def of(cls, snapshot: RunSnapshot) -> RunView:
+    def of(cls, snapshot: RunSnapshot, now: float | None = None) -> RunView:
         run = snapshot.run
         waiting = run.status is RunStatus.REQUIRES_ACTION
+        phase: Literal["working", "recovering"] | None = None
+        if run.status is RunStatus.RUNNING:
+            phase = "recovering" if run.lease_lapsed(time.time() if now is None else now) else "working"
         return cls(
             run_id=run.run_id,
             agent_id=run.agent_id,
@@ -90,6 +99,8 @@ class RunView(WireModel):
             error=run.error,
             pending_actions=[a.action for a in run.actions or [] if not a.answered] if waiting else None,
             action_expires_at=iso(run.action_expires_at) if waiting else None,
+            phase=phase,
+            attempts=run.attempts,
         )
 
 

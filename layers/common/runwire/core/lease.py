@@ -1,0 +1,70 @@
+"""A worker's lease on the run it works on, and the heartbeat that keeps it.
+
+A running run is held by one claim (`RunRecord.lease_owner`). The holder renews its lease every
+few seconds; if it dies, the lease lapses, its queue message reappears (it was kept invisible only
+a little ahead of each renewal), and the next worker takes the run over from its log. Every write
+the holder makes is conditional on still holding the run (fencing), so a worker that was frozen
+past its lease and wakes up writes nothing a reader sees.
+
+The heartbeat costs no extra request: the writer checks for a cancel twice a second, and on the
+ticks when the lease is due, the renewal — one conditional UpdateItem that answers the status and
+the cancel flag — is that check.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from .models import Lease, RunRecord, Usage
+from .ports import Clock, Delivery, RunStore
+
+log = logging.getLogger("runwire.lease")
+
+
+@dataclass(frozen=True)
+class LeasePolicy:
+    lease_seconds: float = 10.0
+    """How long a claim holds the run without renewal: a dead worker's run waits at most this long
+    (plus its message's reappearance) before another worker takes it over."""
+    renew_seconds: float = 3.0
+    message_visibility_seconds: int = 20
+    """How far ahead the worker keeps its message hidden at each renewal. Longer than the lease, so
+    that when the message reappears, its run's lease has lapsed and the run can be taken over."""
+    max_attempts: int = 3
+    """Workers that may die on one stretch of work before the run ends `failed` (`worker_lost`)."""
+
+    def new_lease(self, now: float) -> Lease:
+        return Lease(owner=uuid.uuid4().hex, expires_at=now + self.lease_seconds)
+
+
+class LeaseKeeper:
+    """Renews the lease and keeps the message hidden, and answers the writer's cancel check."""
+
+    def __init__(
+        self, store: RunStore, run: RunRecord, lease: Lease, policy: LeasePolicy, clock: Clock,
+        delivery: Delivery | None = None,
+    ) -> None:
+        self._store = store
+        self._run = run
+        self.owner = lease.owner
+        self._policy = policy
+        self._clock = clock
+        self._delivery = delivery
+        self._next_renewal = clock() + policy.renew_seconds
+
+    def cancel_requested(self, usage: Usage | None) -> bool:
+        """True when the run was cancelled (or vanished). LeaseLostError when another worker holds it."""
+        now = self._clock()
+        if now < self._next_renewal:
+            state = self._store.cancel_state(self._run.org_id, self._run.run_id)
+            return state is None or state[1]
+        status, cancelled = self._store.renew_lease(
+            self._run.org_id, self._run.run_id, lease=Lease(self.owner, now + self._policy.lease_seconds),
+            live_usage=usage,
+        )
+        self._next_renewal = now + self._policy.renew_seconds
+        if self._delivery is not None:
+            self._delivery.keep_invisible(self._policy.message_visibility_seconds)
+        return cancelled
