@@ -81,7 +81,12 @@ class DynamoCall:
 
     @property
     def is_chunk_put(self) -> bool:
-        return self.operation == "PutItem" and any(k.startswith("CHUNK#") for k in self.sort_keys)
+        """One chunk appended: a PutItem, or the worker's fenced append (a ConditionCheck of the
+        run and the chunk's Put, in one TransactWriteItems) — not an ending's several chunks."""
+        chunks = [k for k in self.sort_keys if k.startswith("CHUNK#")]
+        if self.operation == "PutItem":
+            return bool(chunks)
+        return self.operation == "TransactWriteItems" and self.item_count == 2 and len(chunks) == 1
 
 
 def _write_units(size: int, transactional: bool = False) -> float:
