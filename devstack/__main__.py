@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .fault_proxy import COUNTERS_PATH, FaultProxy, FaultRates
 from .readiness import wait_until_healthy
 from .resources import create_local_resources, load_template
 from .token import dev_secret
@@ -61,6 +62,9 @@ def start_aws_endpoint(external: str, moto_port: int) -> tuple[Any, str]:
         return None, external.rstrip("/")
     from moto.server import ThreadedMotoServer
 
+    from . import moto_dynamodb
+
+    moto_dynamodb.apply()  # transactions as DynamoDB does them: every chunk write is one
     moto_port = moto_port or free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
@@ -71,6 +75,29 @@ def tagged(env: dict[str, str], role: str) -> dict[str, str]:
     """botocore adds `app/<AWS_SDK_UA_APP_ID>` to every request's User-Agent, so a counting endpoint
     can tell the worker's requests from the HTTP apps' (the benchmark's per-process counts)."""
     return {**env, "AWS_SDK_UA_APP_ID": env.get("AWS_SDK_UA_APP_ID") or f"runwire-{role}"}
+
+
+# --- for the fault suite: DynamoDB throttling and 5xx between the stack and moto -----------------
+def fault_settings() -> tuple[FaultRates, int | None] | None:
+    """DYNAMODB_FAULTS (`throttle=0.10,error=0.01,commit_then_error=0.005`; unset or empty: no
+    proxy) and DYNAMODB_FAULTS_SEED (an integer, for a repeatable sequence of faults)."""
+    spec = os.environ.get("DYNAMODB_FAULTS", "").strip()
+    if not spec:
+        return None
+    seed = os.environ.get("DYNAMODB_FAULTS_SEED", "").strip()
+    return FaultRates.parse(spec), int(seed) if seed else None
+
+
+def start_fault_proxy(endpoint: str, settings: tuple[FaultRates, int | None] | None) -> FaultProxy | None:
+    """The worker and the HTTP apps reach AWS through devstack.fault_proxy; the resources were
+    created before, against moto itself, so setup never meets a fault."""
+    if settings is None:
+        return None
+    rates, seed = settings
+    proxy = FaultProxy(endpoint, rates, seed=seed).start()
+    log.info("DYNAMODB_FAULTS: the stack reaches AWS through %s, which fails DynamoDB calls at %s (seed %s; "
+             "counters: GET %s%s)", proxy.url, rates, seed, proxy.url, COUNTERS_PATH)
+    return proxy
 
 
 WORKER_RESTARTS_PER_WINDOW = 5
@@ -88,6 +115,10 @@ def main() -> None:
         help="use this AWS endpoint (e.g. `make bench`'s request-counting moto server) instead of starting one",
     )
     args = parser.parse_args()
+    try:
+        faulty = fault_settings()
+    except ValueError as exc:
+        parser.error(f"DYNAMODB_FAULTS / DYNAMODB_FAULTS_SEED: {exc}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s devstack %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
 
@@ -114,6 +145,10 @@ def main() -> None:
              resources.table_name, resources.queue_url.rsplit("/", 1)[-1], env["RUN_QUEUE_VISIBILITY_SECONDS"],
              resources.bucket_name)
 
+    faults = start_fault_proxy(endpoint, faulty)
+    if faults is not None:
+        env["AWS_ENDPOINT_URL"] = faults.url
+
     output = subprocess.DEVNULL if args.quiet else None
 
     def start_worker() -> subprocess.Popen[bytes]:
@@ -138,6 +173,8 @@ def main() -> None:
                 child.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 child.kill()
+        if faults is not None:
+            faults.stop()
         if moto is not None:
             moto.stop()
         raise SystemExit(0)
@@ -151,6 +188,7 @@ def main() -> None:
         shutdown()
     from runwire.adapters.tokens import issue_token
 
+    faults_line = f"FAULTS {faults.url}\n" if faults is not None else ""  # where a harness reads the counters
     token = issue_token(env["JWT_SECRET"], subject="dev-user", org="my-org", lifetime_seconds=12 * 3600, now=time.time())
     print(
         f"""
@@ -166,7 +204,7 @@ Start a run, then stream it:
        -H "Content-Type: application/json" -d '{{"task":"Hello","agentRole":"chat","conversationId":"c1"}}'
   curl -N {base}/ai/stream/<streamId> -H "orgid: my-org" -H "Authorization: Bearer $JWT"
 
-READY {base}
+{faults_line}READY {base}
 """,
         flush=True,
     )

@@ -67,12 +67,14 @@ def test_created_run_reads_back_equal(store_and_clock):
     assert store.get_run("acme", run.run_id) == run
 
 
-def test_run_id_cannot_be_created_twice(store_and_clock):
+def test_run_id_cannot_be_taken_by_another_run_but_the_same_run_again_is_written_once(store_and_clock):
     store, clock = store_and_clock
     run = new_run(clock)
     store.create_run(run)
+    store.create_run(run)  # a retry after the first committed (its answer lost): the same run, once
+    assert store.get_run("acme", run.run_id) == run
     with pytest.raises(ConditionFailedError):
-        store.create_run(run)
+        store.create_run(run.model_copy(update={"request": RunRequest(task="another")}))
 
 
 def test_runs_are_scoped_by_org(store_and_clock):
@@ -596,3 +598,18 @@ def test_a_superseded_worker_cannot_suspend_the_run(store_and_clock):
         store.suspend("acme", run.run_id, first_seq=1, chunks=[RequiresActionChunk(actions=[], expires_at="x")],
                       actions=[], action_expires_at=clock() + 60, usage=None, expires_at=int(clock()) + 600, owner="w1")
     assert store.get_run("acme", run.run_id).status is RunStatus.RUNNING
+
+
+def test_lapsed_leases_finds_running_runs_whose_lease_lapsed_in_the_window_and_no_others(store_and_clock):
+    store, clock = store_and_clock
+    lapsed = claimed(store, clock, owner="w1", lease_for=5)
+    live = claimed(store, clock, owner="w2", lease_for=500)
+    ended = claimed(store, clock, owner="w3", lease_for=5)
+    store.finish("acme", ended.run_id, RunStatus.SUCCEEDED, expected=RunStatus.RUNNING, end_seq=1,
+                 finished_at=clock(), usage=None, error=None, owner="w3")
+    store.create_run(queued := new_run(clock))
+    clock.now += 60
+    found = store.lapsed_leases(before=clock(), since=clock() - 3600, limit=10)
+    assert ("acme", lapsed.run_id) in found
+    assert {("acme", r.run_id) for r in (live, ended, queued)}.isdisjoint(found)
+    assert ("acme", lapsed.run_id) not in store.lapsed_leases(before=clock(), since=clock() - 30, limit=10)

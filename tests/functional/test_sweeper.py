@@ -56,7 +56,8 @@ def sweep_resources(moto_endpoint, aws_session) -> LocalResources:
 @pytest.fixture(scope="module")
 def sweeper_function(sweep_resources, moto_endpoint) -> Iterator[ModuleType]:
     saved = dict(os.environ)
-    os.environ.update({"AWS_ENDPOINT_URL": moto_endpoint, "RUNS_TABLE_NAME": sweep_resources.table_name})
+    os.environ.update({"AWS_ENDPOINT_URL": moto_endpoint, "RUNS_TABLE_NAME": sweep_resources.table_name,
+                       "RUN_QUEUE_URL": sweep_resources.queue_url})
     yield importlib.reload(importlib.import_module("functions.sweeper.app"))
     os.environ.clear()
     os.environ.update(saved)
@@ -102,7 +103,7 @@ def test_sweep_handler_expires_the_run_waiting_past_its_deadline_and_leaves_the_
     overdue = waiting_run(store, action_expires_at=time.time() - 1)
     not_due = waiting_run(store, action_expires_at=time.time() + 3600)
 
-    assert sweeper_function.handler(sample_event("sweep.json"), sweep_context()) == {"expired": 1}
+    assert sweeper_function.handler(sample_event("sweep.json"), sweep_context()) == {"expired": 1, "requeued": 0}
 
     ended = store.get_run(ORG, overdue.run_id)
     assert ended.status is RunStatus.EXPIRED and ended.error == ACTION_TIMED_OUT and ended.finished_at is not None
@@ -124,8 +125,8 @@ def test_sweep_handler_expires_the_run_waiting_past_its_deadline_and_leaves_the_
 
 def test_a_second_sweep_ends_nothing_more(sweeper_function, store):
     run = waiting_run(store, action_expires_at=time.time() - 1)
-    assert sweeper_function.handler(sample_event("sweep.json"), sweep_context()) == {"expired": 1}
-    assert sweeper_function.handler(sample_event("sweep.json"), sweep_context()) == {"expired": 0}
+    assert sweeper_function.handler(sample_event("sweep.json"), sweep_context()) == {"expired": 1, "requeued": 0}
+    assert sweeper_function.handler(sample_event("sweep.json"), sweep_context()) == {"expired": 0, "requeued": 0}
     assert len(store.read_chunks(ORG, run.run_id, after=0, consistent=True)) == 4  # one terminal sequence
 
 
@@ -170,6 +171,23 @@ def test_sweep_interval_comes_from_the_environment(value: str | None, seconds: f
 def test_sweep_interval_refuses_what_is_not_a_duration(value: str):
     with pytest.raises(ValueError, match="SWEEP_INTERVAL_SECONDS"):
         sweep_interval_seconds({"SWEEP_INTERVAL_SECONDS": value})
+
+
+def test_the_sweep_sends_a_new_message_to_a_running_run_whose_worker_and_message_are_gone(
+    sweeper_function, store, sweep_resources, aws_session, moto_endpoint
+):
+    from runwire.core.models import Lease
+
+    now = time.time()
+    run = RunRecord(run_id="run_" + uuid.uuid4().hex, org_id=ORG, user_id="u1", agent_id="ag_chat",
+                    status=RunStatus.QUEUED, request=RunRequest(task="hi"), created_at=now, expires_at=int(now) + 600)
+    store.create_run(run)
+    # Claimed by a worker whose lease lapsed two minutes ago: it died, and no message brought another.
+    store.claim(ORG, run.run_id, lease=Lease("dead", now - 120), now=now - 130, expires_at=int(now) + 600)
+    assert sweeper_function.handler(sample_event("sweep.json"), sweep_context()) == {"expired": 0, "requeued": 1}
+    sqs = aws_session.client("sqs", endpoint_url=moto_endpoint)
+    received = sqs.receive_message(QueueUrl=sweep_resources.queue_url, WaitTimeSeconds=1).get("Messages", [])
+    assert [json.loads(m["Body"]) for m in received] == [{"runId": run.run_id, "orgId": ORG}]
 
 
 def test_local_stack_worker_loop_expires_overdue_runs_on_its_schedule(store, sweep_resources, moto_endpoint, tmp_path):

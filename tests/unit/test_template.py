@@ -232,13 +232,13 @@ def test_the_sweep_finishes_within_its_schedule_period(template: dict) -> None:
     assert template["Resources"]["SweepFunction"]["Properties"]["Timeout"] <= 60
 
 
-def test_the_sweep_may_query_the_waiting_runs_index_it_reads(template: dict, translated: dict) -> None:
-    from runwire.adapters.dynamodb import WAITING_INDEX
+def test_the_sweep_may_query_the_indexes_it_reads(template: dict, translated: dict) -> None:
+    from runwire.adapters.dynamodb import LEASED_INDEX, WAITING_INDEX
 
     indexes = template["Resources"]["RunsTable"]["Properties"]["GlobalSecondaryIndexes"]
-    assert WAITING_INDEX in [index["IndexName"] for index in indexes]
+    assert {WAITING_INDEX, LEASED_INDEX} <= {index["IndexName"] for index in indexes}
     queries = [s["Resource"] for s in _statements(translated, "SweepFunction") if _allows(s, "dynamodb:Query")]
-    assert queries == [{"Fn::Sub": f"${{RunsTable.Arn}}/index/{WAITING_INDEX}"}]
+    assert queries == [[{"Fn::Sub": f"${{RunsTable.Arn}}/index/{name}"} for name in (WAITING_INDEX, LEASED_INDEX)]]
 
 
 def test_the_sweep_writes_runs_only_inside_a_transaction(translated: dict) -> None:
@@ -276,3 +276,12 @@ def test_action_timeout_reaches_the_worker_as_its_setting(template: dict, transl
     assert default == 3600
     settings = Settings.from_environ({"ACTION_TIMEOUT_SECONDS": str(default)})
     assert settings.action_timeout_seconds == default
+
+
+def test_the_sweep_judges_a_lost_message_by_the_workers_own_lease_settings(template: dict) -> None:
+    resources = template["Resources"]
+    worker = resources["WorkerFunction"]["Properties"]["Environment"]["Variables"]
+    sweeper = resources["SweepFunction"]["Properties"]["Environment"]["Variables"]
+    for name in ("LEASE_SECONDS", "MESSAGE_VISIBILITY_SECONDS"):
+        assert sweeper[name] == worker[name], name
+    assert sweeper["RUN_QUEUE_URL"] == {"Ref": "RunQueue"}

@@ -16,7 +16,7 @@ from .adapters.tokens import JWTVerifier
 from .core.actions import ActionService, WaitSweeper
 from .core.agents import AgentCatalog, default_catalog, parse_agent_specs
 from .core.chunks import CoalescingPolicy
-from .core.lease import LeasePolicy
+from .core.lease import LeasePolicy, LostMessageSweeper
 from .core.metrics import RunMetrics
 from .core.ports import ModelProvider
 from .core.run_service import RunService, RunServicePolicy
@@ -46,12 +46,36 @@ def _aws_session() -> Any:
     return botocore.session.get_session()
 
 
+# Storage faults never reach the client: botocore retries throttling (ThrottlingException and
+# ProvisionedThroughputExceededException are both in botocore/retries/standard.py's throttled codes)
+# and 5xx, a bounded number of times. `total_max_attempts` counts the first try (Config's
+# `max_attempts` counts only retries). At the fault suite's rates (throttle 10% + 5xx 1.5%: p = 0.115
+# a try) all 8 tries fail with p^8 = 3e-8, once in 30 million DynamoDB calls. A throttle's backoff
+# is rand(0, 1) * min(2^i, 20) s: 0.5 s on average for one, 71 s at most for seven. The retry quota
+# (500 a client; a retry takes 5 after a throttle, 14 after a 5xx; a success gives it back) only
+# grows at those rates: it runs dry only while more than about a quarter of tries keep failing.
+#
+# Standard, not adaptive, mode: adaptive adds a rate limiter per client, and a process shares one
+# DynamoDB client across all its runs, so one hot partition's throttling slows every run's writes;
+# under a uniform 10% throttle it sinks to ~5 calls/s (devstack.fault_proxy, 300 puts from 16
+# threads: 56 s adaptive, 4 s standard). AWS's SDK reference: adaptive is "appropriate only for
+# specialized use-cases" and "not recommended for multi-tenant applications".
+#
+# A retry after a commit: TransactWriteItems' ClientRequestToken is `"idempotencyToken": true` in
+# botocore's data/dynamodb/2012-08-10/service-2.json, so botocore fills it once per call
+# (handlers.generate_idempotent_uuid, on before-parameter-build) and every retry resends it;
+# DynamoDB answers a token that committed with success and writes nothing (a 10-minute window). A
+# conditional PutItem has no token: its retry after a commit fails its own condition.
+TOTAL_ATTEMPTS = {"dynamodb": 8}
+DEFAULT_TOTAL_ATTEMPTS = 5
+
+
 @cache
 def _aws_client(service: str, region: str, endpoint_url: str | None) -> Any:
     from botocore.config import Config
 
     config = Config(
-        retries={"mode": "standard", "max_attempts": 4},
+        retries={"mode": "standard", "total_max_attempts": TOTAL_ATTEMPTS.get(service, DEFAULT_TOTAL_ATTEMPTS)},
         max_pool_connections=64,
         connect_timeout=3,
         read_timeout=10,
@@ -176,6 +200,14 @@ def build_sweeper(settings: Settings | None = None) -> WaitSweeper:
     horizon = worker_policy(settings).claimed_expiry(0)
     return WaitSweeper(run_store(settings), time.time, horizon_seconds=horizon,
                        retention_seconds=settings.stream_retention_seconds)
+
+
+def build_lost_message_sweeper(settings: Settings | None = None) -> LostMessageSweeper:
+    """The scheduled sweep's second job: a new message for a running run whose worker and message are gone."""
+    settings = settings or load_settings()
+    policy = worker_policy(settings)
+    return LostMessageSweeper(run_store(settings), SQSRunQueue(aws_client(settings, "sqs"), settings.run_queue_url),
+                              time.time, policy.lease, horizon_seconds=policy.claimed_expiry(0))
 
 
 def action_service(settings: Settings, runs: RunService, store: DynamoDBRunStore) -> ActionService:

@@ -15,6 +15,7 @@ action deadline has passed with one Query, and the attribute is removed when the
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -47,6 +48,10 @@ MAX_SEQ = 10**SEQ_DIGITS - 1
 EXTEND_PARALLELISM = 16
 WAITING_INDEX = "WaitingRuns"
 WAITING = "WAITING"
+LEASED_INDEX = "LeasedRuns"
+LEASE_SHARDS = 8
+"""Running runs spread over this many LeasedRuns partitions: every lease renewal writes the index,
+and one index partition takes about 1,000 writes a second."""
 
 # Conditions, built from named pieces (after Powertools' idempotency persistence layer).
 ITEM_NOT_EXISTS = "attribute_not_exists(pk)"
@@ -82,6 +87,10 @@ def _lease_values(lease: Lease, now: float) -> dict[str, Any]:
         ":owner": {"S": lease.owner}, ":until": _number(lease.expires_at), ":now": _number(now),
         ":running": {"S": RunStatus.RUNNING.value},
     }
+
+
+def lease_partition(run_id: str) -> str:
+    return f"LEASED#{zlib.crc32(run_id.encode()) % LEASE_SHARDS}"
 
 
 def _cancellation_reasons(error: BaseException | None) -> list[str | None]:
@@ -213,8 +222,15 @@ class DynamoDBRunStore:
         self._clock = clock
 
     def create_run(self, run: RunRecord) -> None:
-        with map_storage_errors():
-            self._client.put_item(TableName=self._table, Item=_encode_run(run), ConditionExpression=ITEM_NOT_EXISTS)
+        try:
+            with map_storage_errors():
+                self._client.put_item(TableName=self._table, Item=_encode_run(run), ConditionExpression=ITEM_NOT_EXISTS)
+        except ConditionFailedError:
+            # A PutItem has no idempotency token: retried after it committed (its answer was lost),
+            # it finds itself. Run ids are random, so a run with this id and creation time is this one.
+            stored = self.get_run(run.org_id, run.run_id)
+            if stored is None or stored.created_at != run.created_at or stored.request != run.request:
+                raise
 
     def delete_run(self, org_id: str, run_id: str) -> None:
         with map_storage_errors():
@@ -276,10 +292,11 @@ class DynamoDBRunStore:
         return self._update(
             org_id, run_id,
             update="SET #status = :running, startedAt = :now, leaseOwner = :owner, leaseExpiresAt = :until, "
-                   "expiresAt = :expiresAt, attempts = if_not_exists(attempts, :zero) + :one, takeovers = :zero "
-                   "REMOVE waitPk, liveUsage",
+                   "leasePk = :leasePk, expiresAt = :expiresAt, attempts = if_not_exists(attempts, :zero) + :one, "
+                   "takeovers = :zero REMOVE waitPk, liveUsage",
             condition=f"{RUN_IS_LIVE} AND #status = :queued",
             values={**_lease_values(lease, now), ":queued": {"S": RunStatus.QUEUED.value},
+                    ":leasePk": {"S": lease_partition(run_id)},
                     ":expiresAt": _number(expires_at), ":zero": _number(0), ":one": _number(1)},
         )
 
@@ -399,7 +416,7 @@ class DynamoDBRunStore:
             "Update": {
                 "TableName": self._table,
                 "Key": {"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}},
-                "UpdateExpression": "SET " + ", ".join(assignments) + " REMOVE waitPk, actionExpiresAt, liveUsage",
+                "UpdateExpression": "SET " + ", ".join(assignments) + " REMOVE waitPk, actionExpiresAt, liveUsage, leasePk",
                 "ConditionExpression": condition,
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
@@ -461,7 +478,7 @@ class DynamoDBRunStore:
             "Update": {
                 "TableName": self._table,
                 "Key": {"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}},
-                "UpdateExpression": "SET " + ", ".join(assignments),
+                "UpdateExpression": "SET " + ", ".join(assignments) + " REMOVE leasePk",
                 # A cancel that landed while the worker was on its way to suspend wins.
                 "ConditionExpression": f"{RUN_IS_LIVE} AND #status = :running AND cancelRequested <> :true"
                 + (" AND leaseOwner = :owner" if owner is not None else ""),
@@ -539,6 +556,23 @@ class DynamoDBRunStore:
         # The index projects only keys: the org and run come from the run's key, RUN#<org>#<run>.
         keys = [item["pk"]["S"].split("#", 2) for item in response.get("Items", [])]
         return [(org_id, run_id) for _, org_id, run_id in keys]
+
+    def lapsed_leases(self, *, before: float, since: float, limit: int) -> list[tuple[str, str]]:
+        found: list[tuple[float, str, str]] = []
+        with map_storage_errors():
+            for shard in range(LEASE_SHARDS):
+                response = self._client.query(
+                    TableName=self._table,
+                    IndexName=LEASED_INDEX,
+                    KeyConditionExpression="leasePk = :shard AND leaseExpiresAt BETWEEN :since AND :before",
+                    ExpressionAttributeValues={":shard": {"S": f"LEASED#{shard}"}, ":since": _number(since),
+                                               ":before": _number(before)},
+                    Limit=limit,
+                )
+                for item in response.get("Items", []):
+                    _, org_id, run_id = item["pk"]["S"].split("#", 2)
+                    found.append((float(item["leaseExpiresAt"]["N"]), org_id, run_id))
+        return [(org_id, run_id) for _, org_id, run_id in sorted(found)[:limit]]
 
     def read_chunks(
         self, org_id: str, run_id: str, *, after: int, limit: int = 1000, consistent: bool = False

@@ -49,6 +49,9 @@ class InMemoryRunStore:
         with self._lock:
             key = (run.org_id, run.run_id)
             if key in self._runs:
+                stored = self._runs[key]
+                if stored.created_at == run.created_at and stored.request == run.request:
+                    return  # the same run again: a retry of a write that committed
                 raise ConditionFailedError(f"run {run.run_id} exists already")
             _check_item_size(run.model_dump_json())
             self._runs[key] = run.model_copy(deep=True)
@@ -217,6 +220,15 @@ class InMemoryRunStore:
                 and since <= run.action_expires_at <= now
             )
             return [key for _, key in overdue[:limit]]
+
+    def lapsed_leases(self, *, before: float, since: float, limit: int) -> list[tuple[str, str]]:
+        with self._lock:
+            lapsed = sorted(
+                (run.lease_expires_at, key) for key, run in self._runs.items()
+                if run.status is RunStatus.RUNNING and run.lease_owner is not None
+                and run.lease_expires_at is not None and since <= run.lease_expires_at <= before
+            )
+            return [key for _, key in lapsed[:limit]]
 
     def finish(
         self,

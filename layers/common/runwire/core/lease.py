@@ -17,8 +17,8 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from .models import Lease, RunRecord, Usage
-from .ports import Clock, Delivery, RunStore
+from .models import Lease, RunMessage, RunRecord, Usage
+from .ports import Clock, Delivery, RunQueue, RunStore
 
 log = logging.getLogger("runwire.lease")
 
@@ -68,3 +68,39 @@ class LeaseKeeper:
         if self._delivery is not None:
             self._delivery.keep_invisible(self._policy.message_visibility_seconds)
         return cancelled
+
+
+class LostMessageSweeper:
+    """The net under take-overs: a run whose worker died is taken over when its message reappears.
+    If that message is gone too (deleted by a duplicate delivery while the worker still lived, or
+    never delivered again), the run would stay `running` with nobody to carry it on. The sweep finds
+    running runs whose lease lapsed longer ago than a message takes to reappear and sends each a new
+    message; a message too many is harmless (the claim refuses a duplicate)."""
+
+    def __init__(
+        self, store: RunStore, queue: RunQueue, clock: Clock, policy: LeasePolicy, *,
+        horizon_seconds: float, batch: int = 100,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._clock = clock
+        self._policy = policy
+        self._horizon = horizon_seconds
+        """How long a run lives after its lease lapsed: older index entries are runs already gone."""
+        self._batch = batch
+
+    def sweep(self) -> int:
+        """Messages sent."""
+        now = self._clock()
+        overdue_since = now - 2 * self._policy.message_visibility_seconds
+        sent = 0
+        for org_id, run_id in self._store.lapsed_leases(before=overdue_since, since=now - self._horizon,
+                                                        limit=self._batch):
+            run = self._store.get_run(org_id, run_id)
+            if run is None or not run.lease_lapsed(self._clock()):
+                continue  # ended, or taken over meanwhile (the index lags the table)
+            log.warning("a running run's lease lapsed %.0f s ago and nobody took it over; sending it a new message",
+                        now - (run.lease_expires_at or now), extra={"run_id": run_id})
+            self._queue.enqueue(RunMessage(run_id=run_id, org_id=org_id))
+            sent += 1
+        return sent

@@ -34,7 +34,8 @@ class RunStore(Protocol):
     """Runs and their numbered chunks. Every write that matters is conditional."""
 
     def create_run(self, run: RunRecord) -> None:
-        """Store a new run; ConditionFailedError if the id is taken."""
+        """Store a new run; ConditionFailedError if another run has the id (the same run again, as a
+        retry of a write that committed, is written once)."""
 
     def delete_run(self, org_id: str, run_id: str) -> None:
         """Remove a run that was never enqueued (compensation for a failed enqueue)."""
@@ -121,6 +122,10 @@ class RunStore(Protocol):
     def overdue_waiting_runs(self, *, now: float, limit: int, since: float = 0.0) -> list[tuple[str, str]]:
         """(org, run) of runs in requires_action whose action deadline passed between `since` and
         `now`, oldest deadline first."""
+
+    def lapsed_leases(self, *, before: float, since: float, limit: int) -> list[tuple[str, str]]:
+        """(org, run) of running runs whose lease expired between `since` and `before`, oldest first
+        (their workers died, and no other took them over)."""
 
     def read_chunks(
         self, org_id: str, run_id: str, *, after: int, limit: int = 1000, consistent: bool = False
