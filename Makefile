@@ -8,7 +8,7 @@ SAM := $(TOOLS)/sam/bin/sam
 ORG ?= my-org
 PORT ?= 8000
 
-.PHONY: install tools js-clients lint dev test test-unit test-fast token template-check bench clean
+.PHONY: install tools js-clients lint dev test test-unit test-fast token template-check bench faults clean
 
 $(VENV)/.installed: layers/common/pyproject.toml requirements-dev.txt
 	@echo "==> creating $(VENV) and installing runwire + dev dependencies"
@@ -57,5 +57,12 @@ test-fast: install
 bench: install
 	@$(PY) -m bench
 
+# Faults injected into the local stack (a killed worker, client disconnects, DynamoDB throttling
+# and 5xx, model faults): prints lost / duplicated / hung per scenario, writes
+# bench/results/{faults.json,faults.md}; exits non-zero when a target is missed. A few minutes.
+faults: install
+	@$(PY) -m bench.faults
+
 clean:
-	rm -rf .aws-sam .pytest_cache bench/results/latest.json bench/results/latest.md bench/results/*.png
+	rm -rf .aws-sam .pytest_cache bench/results/latest.json bench/results/latest.md bench/results/*.png \
+		bench/results/faults.json bench/results/faults.md
