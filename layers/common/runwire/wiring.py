@@ -11,6 +11,7 @@ from typing import Any
 from .adapters.dynamodb import DynamoDBRunStore
 from .adapters.dynamodb_conversations import DynamoDBConversationStore
 from .adapters.emf_metrics import DEFAULT_NAMESPACE, DEFAULT_SERVICE, PowertoolsRunMetrics
+from .adapters.retry_metrics import count_storage_retries
 from .adapters.sqs import SQSDelivery, SQSRunQueue
 from .adapters.tokens import JWTVerifier
 from .core.actions import ActionService, WaitSweeper
@@ -81,7 +82,9 @@ def _aws_client(service: str, region: str, endpoint_url: str | None) -> Any:
         read_timeout=10,
         tcp_keepalive=True,
     )
-    return _aws_session().create_client(service, region_name=region, endpoint_url=endpoint_url, config=config)
+    client = _aws_session().create_client(service, region_name=region, endpoint_url=endpoint_url, config=config)
+    count_storage_retries(client, run_metrics())
+    return client
 
 
 def aws_client(settings: Settings, service: str) -> Any:
@@ -94,7 +97,7 @@ def run_store(settings: Settings) -> DynamoDBRunStore:
     return DynamoDBRunStore(aws_client(settings, "dynamodb"), settings.runs_table_name, time.time)
 
 
-def run_metrics(settings: Settings, environ: Mapping[str, str] | None = None) -> RunMetrics:
+def run_metrics(settings: Settings | None = None, environ: Mapping[str, str] | None = None) -> RunMetrics:
     """CloudWatch (EMF) metrics. Powertools' own variables configure them, so `Settings` (taken so
     every factory reads alike) has no say: POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_SERVICE_NAME (the
     `service` dimension) and POWERTOOLS_METRICS_DISABLED. Handlers write what an invocation recorded
