@@ -727,3 +727,92 @@ def test_a_run_that_waited_is_gone_its_retention_after_it_ended(waits):
     waits.clock.advance(5)
     with pytest.raises(RunNotFoundError):
         waits.service.get(CALLER, run_id)
+
+
+# --- take-overs around tools: what the dead worker left open ------------------------------------
+class SendEmail:
+    """A tool with a side effect: not safe to run twice."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    def tool(self):
+        from runwire.core.ports import ToolSpec
+        from runwire.core.tools import ServerTool
+
+        return ServerTool(ToolSpec("send_email", "Send an email.", {"type": "object"}),
+                          lambda arguments, context: self.sent.append(arguments) or {"sent": True})
+
+
+def tools_system(approval_required=()):
+    from runwire.core.agents import AgentCatalog, AgentDefinition
+    from runwire.core.tools import ToolRegistry, calculator_tool
+
+    email = SendEmail()
+    agent = AgentDefinition(role="mailer", agent_id="ag_mailer", description="d", system_prompt="s",
+                            tools=["send_email", "calculator"], approval_required=list(approval_required))
+    catalog = AgentCatalog([agent])
+    store, queue = InMemoryRunStore(time.time), InMemoryRunQueue()
+    service = RunService(store, queue, catalog, RunServicePolicy(retention_seconds=300), time.time)
+    worker = RunWorker(store, ScriptedProvider(time.time, token_delay_seconds=0.001), catalog,
+                       ToolRegistry([email.tool(), calculator_tool()]),
+                       WorkerPolicy(max_run_seconds=30, cancel_check_seconds=0.05, lease=FAST_LEASE), time.time)
+    return store, queue, service, worker, email
+
+
+def died_after(store, run, *chunks):
+    """A worker claimed `run`, wrote `chunks` and died: its lease has lapsed."""
+    store.claim(run.org_id, run.run_id, lease=Lease("dead", time.time() - 1), now=time.time() - 5,
+                expires_at=int(time.time() + 600))
+    for seq, chunk in enumerate(chunks, start=1):
+        store.append_chunk(run.org_id, run.run_id, seq, chunk, expires_at=int(time.time() + 600), owner="dead")
+
+
+def test_a_tool_call_cut_off_before_its_result_runs_again_only_if_it_is_idempotent():
+    store, queue, service, worker, email = tools_system()
+    run = service.start(CALLER, RunRequest(task="mail and add", agentRole="mailer"))
+    died_after(store, run, ToolUseChunk(id="t1", name="send_email", input={"to": "a@b.c"}),
+               ToolUseChunk(id="t2", name="calculator", input={"expression": "2+2"}))
+    assert worker.process(queue.messages[0]) is Outcome.RECOVERED
+    results = {c.id: c for c in chunks_of(store, run) if isinstance(c, ToolResultChunk)}
+    assert email.sent == [] and results["t1"].is_error and "interrupted" in results["t1"].output["error"]
+    assert not results["t2"].is_error and results["t2"].output["result"] == 4
+    assert_one_terminal_sequence(chunks_of(store, run), RunStatus.SUCCEEDED)
+
+
+@pytest.mark.parametrize("gate", ["approval", "client tool"])
+def test_a_take_over_asks_the_client_for_what_the_dead_worker_never_asked(gate):
+    store, queue, service, worker, email = tools_system(approval_required=["send_email"])
+    if gate == "approval":
+        request = RunRequest(task="mail", agentRole="mailer")
+        call = ToolUseChunk(id="t1", name="send_email", input={"to": "a@b.c"})
+    else:
+        request = RunRequest.model_validate({"task": "where?", "agentRole": "mailer", "clientMcpTools": [
+            {"name": "get_location", "description": "d", "inputSchema": {"type": "object"}}]})
+        call = ToolUseChunk(id="t1", name="get_location", input={}, executor="client")
+    run = service.start(CALLER, request)
+    died_after(store, run, call)
+    assert worker.process(queue.messages[0]) is Outcome.SUSPENDED
+    chunks = chunks_of(store, run)
+    waiting = [c for c in chunks if isinstance(c, RequiresActionChunk)]
+    assert len(waiting) == 1 and [a.tool_call_id for a in waiting[0].actions] == ["t1"]
+    assert email.sent == [] and not [c for c in chunks if isinstance(c, ToolResultChunk)]
+    assert service.get(CALLER, run.run_id).status is RunStatus.REQUIRES_ACTION
+
+
+def test_an_approved_tool_is_not_run_again_by_a_take_over_unless_idempotent():
+    store, queue, service, worker, email = tools_system(approval_required=["send_email"])
+    actions = ActionService(store, queue, time.time, service.get)
+    run = service.start(CALLER, RunRequest(task="mail", agentRole="mailer"))
+    died_after(store, run, ToolUseChunk(id="t1", name="send_email", input={"to": "a@b.c"}))
+    assert worker.process(queue.messages[0]) is Outcome.SUSPENDED  # the take-over asked for approval
+    approval = service.get(CALLER, run.run_id).actions[0].action
+    actions.submit_decisions(CALLER, run.run_id, [ApprovalDecision(approval_id=approval.approval_id, approved=True)])
+    # The worker that claimed the approved run died before the tool's result was logged: it may have sent it.
+    claimed = store.claim(CALLER.org_id, run.run_id, lease=Lease("resumed", time.time() - 1), now=time.time() - 2,
+                          expires_at=int(time.time() + 600))
+    assert claimed.takeovers == 0
+    assert worker.process(queue.messages[-1]) is Outcome.RECOVERED
+    results = [c for c in chunks_of(store, run) if isinstance(c, ToolResultChunk)]
+    assert email.sent == [] and len(results) == 1 and "interrupted" in results[0].output["error"]
+    assert_one_terminal_sequence(chunks_of(store, run), RunStatus.SUCCEEDED)

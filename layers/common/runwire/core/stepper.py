@@ -169,7 +169,10 @@ class Stepper:
             conversation_id=run.request.conversation_id, deadline=deadline, cancellation=cancellation,
         )
         out = _Emitter(emit, transcript)
-        self._settle(run, transcript.unanswered_calls(), out, context)
+        waiting = self._settle(run, transcript.unanswered_calls(), out, context)
+        if waiting:
+            out.suspend(waiting)
+            return
         while transcript.steps < self._max_steps and not cancellation.cancelled:
             calls = self._step(transcript, out, cancellation, deadline)
             if not calls or cancellation.cancelled:
@@ -253,31 +256,53 @@ class Stepper:
         """Run the calls the server may run now; return those that wait for the client, in order."""
         waiting: list[PendingAction] = []
         for call in calls:
-            if call.executor == "client" or call.needs_approval:
+            if context.cancellation.cancelled:
+                return []  # cancelled, or another worker holds the run now: no more tools
+            if self._gated(call):
                 waiting.append(pending_action(run.run_id, call))
                 continue
             out.result(call.id, self._call(call.name, call.input, context))
         return waiting
 
-    def _settle(self, run: RunRecord, unanswered: list[ToolCallBlock], out: _Emitter, context: ToolContext) -> None:
-        """Results for the calls the last stretch of work left open, from the client's answers."""
-        answers = {a.tool_call_id: a for a in run.actions or [] if a.answered}
-        for call in unanswered:
-            pending = answers.get(call.id)
-            if pending is None:
-                tool = self._tools.server.get(call.name)
-                rerun = call.executor == "server" and tool is not None and tool.idempotent and not call.needs_approval
-                out.result(call.id, self._call(call.name, call.input, context) if rerun else INTERRUPTED)
-            else:
-                out.result(call.id, self._answer(pending, context))
+    def _gated(self, call: ToolCallBlock) -> bool:
+        """Waits for the client: a client tool, or a server tool behind approval."""
+        return call.executor == "client" or call.needs_approval or call.name in self._tools.approval_required
 
-    def _answer(self, pending: PendingAction, context: ToolContext) -> ToolOutcome:
+    def _settle(
+        self, run: RunRecord, unanswered: list[ToolCallBlock], out: _Emitter, context: ToolContext
+    ) -> list[PendingAction]:
+        """Results for the calls the last worker left open: from the client's answers, or — when it
+        died before it could ask — a wait for them now. Returns the actions to wait for."""
+        answers = {a.tool_call_id: a for a in run.actions or [] if a.answered}
+        waiting: list[PendingAction] = []
+        for call in unanswered:
+            if context.cancellation.cancelled:
+                return []
+            pending = answers.get(call.id)
+            if pending is not None:
+                out.result(call.id, self._answer(pending, context, retried=run.takeovers > 0))
+            elif self._gated(call):
+                waiting.append(pending_action(run.run_id, call))
+            else:
+                out.result(call.id, self._call(call.name, call.input, context) if self._rerunnable(call.name)
+                           else INTERRUPTED)
+        return waiting
+
+    def _rerunnable(self, name: str) -> bool:
+        """A tool call cut off before its result was logged may have run: again only if that is safe."""
+        tool = self._tools.server.get(name)
+        return tool is not None and tool.idempotent
+
+    def _answer(self, pending: PendingAction, context: ToolContext, *, retried: bool) -> ToolOutcome:
+        """`retried`: a worker before this one on this stretch may have run an approved tool already."""
         if pending.output is not None:
             return ToolOutcome(pending.output.output, pending.output.is_error)
         decision = pending.decision
         assert decision is not None and isinstance(pending.action, ApprovalAction)
         if not decision.approved:
             return ToolOutcome(denial(decision.reason or "the user denied this tool call"), is_error=True)
+        if retried and not self._rerunnable(pending.action.name):
+            return INTERRUPTED
         # The input frozen when approval was asked, never anything sent with the answer.
         return self._call(pending.action.name, pending.action.input, context)
 
