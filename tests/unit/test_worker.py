@@ -185,8 +185,8 @@ def test_duplicate_delivery_runs_once(system):
 
 
 class FreezingStore(InMemoryRunStore):
-    """Freezes the first worker's writer before its `freeze_at`-th chunk write (as SIGSTOP would)
-    until `thaw` is set; other workers write as usual."""
+    """Freezes the first worker before its `freeze_at`-th chunk write, its heartbeat too (as SIGSTOP
+    would), until `thaw` is set; other workers write as usual."""
 
     def __init__(self, clock, freeze_at: int):
         super().__init__(clock)
@@ -205,8 +205,13 @@ class FreezingStore(InMemoryRunStore):
                 self.thaw.wait(30)
         return super().append_chunk(org_id, run_id, seq, chunk, expires_at=expires_at, owner=owner)
 
+    def renew_lease(self, org_id, run_id, *, lease, live_usage):
+        if lease.owner == self.frozen_owner:
+            self.thaw.wait(30)
+        return super().renew_lease(org_id, run_id, lease=lease, live_usage=live_usage)
 
-FAST_LEASE = LeasePolicy(lease_seconds=0.3, renew_seconds=0.1, message_visibility_seconds=1)
+
+FAST_LEASE = LeasePolicy(lease_seconds=1.0, renew_seconds=0.2, message_visibility_seconds=2)
 
 
 def take_over_worker(store):
@@ -815,4 +820,32 @@ def test_an_approved_tool_is_not_run_again_by_a_take_over_unless_idempotent():
     assert worker.process(queue.messages[-1]) is Outcome.RECOVERED
     results = [c for c in chunks_of(store, run) if isinstance(c, ToolResultChunk)]
     assert email.sent == [] and len(results) == 1 and "interrupted" in results[0].output["error"]
+    assert_one_terminal_sequence(chunks_of(store, run), RunStatus.SUCCEEDED)
+
+
+def test_a_worker_whose_writes_are_slow_keeps_its_lease_and_its_run():
+    class SlowWrites(InMemoryRunStore):
+        """One chunk write takes three leases' time (storage retrying a throttle)."""
+
+        stalled = threading.Event()
+
+        def append_chunk(self, org_id, run_id, seq, chunk, *, expires_at, owner=None):
+            if seq == 2 and not self.stalled.is_set():
+                self.stalled.set()
+                time.sleep(3 * FAST_LEASE.lease_seconds)
+            return super().append_chunk(org_id, run_id, seq, chunk, expires_at=expires_at, owner=owner)
+
+    store = SlowWrites(time.time)
+    queue = InMemoryRunQueue()
+    service = RunService(store, queue, default_catalog(), RunServicePolicy(retention_seconds=300), time.time)
+    run = service.start(CALLER, RunRequest(task="[[scripted tokens=30 delay_ms=5]]"))
+    first: list[Outcome] = []
+    slow = threading.Thread(target=lambda: first.append(take_over_worker(store).process(queue.messages[0])))
+    slow.start()
+    assert store.stalled.wait(10)
+    time.sleep(2 * FAST_LEASE.lease_seconds)  # past the lease, had nothing renewed it
+    assert take_over_worker(store).process(queue.messages[0]) is Outcome.DUPLICATE
+    slow.join(20)
+    assert first == [Outcome.EXECUTED]
+    assert service.get(CALLER, run.run_id).attempts == 1
     assert_one_terminal_sequence(chunks_of(store, run), RunStatus.SUCCEEDED)

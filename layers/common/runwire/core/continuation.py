@@ -111,6 +111,8 @@ class ContinuationJoiner:
     def _starts_a_word(self, length: int) -> bool:
         window = self._overlap_window
         start = len(window) - length
+        if window[start].isspace():
+            return False  # a repeat starts with a word, never with the space before it
         if start == 0:
             return self._window_is_whole
         return window[start - 1].isspace() or not window[start].isalnum()

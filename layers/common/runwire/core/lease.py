@@ -6,17 +6,20 @@ a little ahead of each renewal), and the next worker takes the run over from its
 the holder makes is conditional on still holding the run (fencing), so a worker that was frozen
 past its lease and wakes up writes nothing a reader sees.
 
-The heartbeat costs no extra request: the writer checks for a cancel twice a second, and on the
-ticks when the lease is due, the renewal — one conditional UpdateItem that answers the status and
-the cancel flag — is that check.
+The heartbeat costs no extra request: the writer checks for a cancel twice a second, and a renewal
+— one conditional UpdateItem that answers the status and the cancel flag — stands in for the check
+that follows it. It beats on a thread of its own, so nothing slow on the writer's thread (a write
+retrying a throttle, a long tool) can make a live worker look dead.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from dataclasses import dataclass
 
+from ..errors import LeaseLostError
 from .models import Lease, RunMessage, RunRecord, Usage
 from .ports import Clock, Delivery, RunQueue, RunStore
 
@@ -40,11 +43,14 @@ class LeasePolicy:
 
 
 class LeaseKeeper:
-    """Renews the lease and keeps the message hidden, and answers the writer's cancel check."""
+    """The heartbeat: renews the lease and keeps the message hidden, on a thread of its own, so a
+    slow write (storage retrying a throttle) or a long tool never lets a live worker's run be taken
+    over. Each renewal records the worker's usage so far, and answers the cancel flag, which the
+    writer's next cancel check uses instead of a read of its own."""
 
     def __init__(
         self, store: RunStore, run: RunRecord, lease: Lease, policy: LeasePolicy, clock: Clock,
-        delivery: Delivery | None = None,
+        delivery: Delivery | None = None, *, cancel_check_seconds: float = 0.5,
     ) -> None:
         self._store = store
         self._run = run
@@ -52,22 +58,71 @@ class LeaseKeeper:
         self._policy = policy
         self._clock = clock
         self._delivery = delivery
-        self._next_renewal = clock() + policy.renew_seconds
+        self._cancel_every = cancel_check_seconds
+        self._usage: Usage | None = None
+        self._answer: tuple[float, bool] | None = None
+        """(when, cancel flag) of the latest renewal."""
+        self._lost = False
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{run.run_id}", daemon=True)
 
-    def cancel_requested(self, usage: Usage | None) -> bool:
-        """True when the run was cancelled (or vanished). LeaseLostError when another worker holds it."""
+    def start(self) -> LeaseKeeper:
+        """Renew every `renew_seconds` from now (the claim), until `stop`."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+
+    def note_usage(self, usage: Usage | None, *, step_ended: bool = False) -> None:
+        """The worker's usage so far; at a step's end, renewed at once, so a worker that dies before
+        the step's `step_end` is logged leaves its tokens on the run for the next one."""
+        self._usage = usage
+        if step_ended:
+            self._wake.set()
+
+    def cancel_requested(self) -> bool:
+        """True when the run was cancelled (or vanished); LeaseLostError when another worker holds it."""
+        if self._lost:
+            raise LeaseLostError(f"run {self._run.run_id} is held by another worker")
+        answer = self._answer
+        if answer is not None and self._clock() - answer[0] < self._cancel_every:
+            return answer[1]  # the renewal just answered it
+        state = self._store.cancel_state(self._run.org_id, self._run.run_id)
+        return state is None or state[1]
+
+    def confirm(self) -> None:
+        """Renew now, on the caller's thread: LeaseLostError if another worker holds the run (before a
+        write that is not fenced by the lease, such as the conversation's turn)."""
+        self._renew()
+
+    # -------------------------------------------------------------------------------------------
+    def _beat(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(self._policy.renew_seconds)
+            self._wake.clear()
+            if self._stopped.is_set():
+                return
+            try:
+                self._renew()
+            except LeaseLostError:
+                self._lost = True
+                return
+            except Exception:
+                # The next beat tries again; the lease holds a few beats' time.
+                log.warning("could not renew the lease", exc_info=True, extra={"run_id": self._run.run_id})
+
+    def _renew(self) -> None:
         now = self._clock()
-        if now < self._next_renewal:
-            state = self._store.cancel_state(self._run.org_id, self._run.run_id)
-            return state is None or state[1]
-        status, cancelled = self._store.renew_lease(
+        _, cancelled = self._store.renew_lease(
             self._run.org_id, self._run.run_id, lease=Lease(self.owner, now + self._policy.lease_seconds),
-            live_usage=usage,
+            live_usage=self._usage,
         )
-        self._next_renewal = now + self._policy.renew_seconds
+        self._answer = (now, cancelled)
         if self._delivery is not None:
             self._delivery.keep_invisible(self._policy.message_visibility_seconds)
-        return cancelled
 
 
 class LostMessageSweeper:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..errors import LeaseLostError
 from .chunks import ChunkWriter, CoalescingPolicy, TextCoalescer
+from .ending import usage_of
 from .models import (
     Chunk,
     InterruptedChunk,
@@ -25,6 +26,7 @@ from .models import (
     TextChunk,
     ToolResultChunk,
     ToolUseChunk,
+    Usage,
 )
 from .ports import Clock, TextDelta
 from .stepper import StepEnded, Suspended
@@ -56,7 +58,21 @@ class Superseded:
 
 Stop = Finished | Suspend | Superseded
 
+
+class HeldLease(Protocol):
+    """The writer's view of its worker's lease (core/lease.py: LeaseKeeper)."""
+
+    def cancel_requested(self) -> bool:
+        """Cancelled (or gone); LeaseLostError when another worker holds the run."""
+
+    def note_usage(self, usage: Usage | None, *, step_ended: bool = False) -> None:
+        """The usage so far, recorded with the next renewal (at once at a step's end)."""
+
 log = logging.getLogger("runwire.writer")
+
+
+def timed_out(max_run_seconds: float) -> RunError:
+    return RunError(code="run_timed_out", message=f"The run exceeded its limit of {max_run_seconds:g} seconds.")
 
 
 @dataclass
@@ -76,7 +92,7 @@ class RunWriter:
         deadline: float,
         max_run_seconds: float,
         cancel_check_seconds: float,
-        cancel_requested: Callable[[TokenUsage | None], bool],
+        lease: HeldLease,
         usage: TokenUsage | None = None,
     ) -> None:
         self.chunks = chunks
@@ -85,7 +101,7 @@ class RunWriter:
         self.deadline = deadline
         self._max_run_seconds = max_run_seconds
         self._cancel_every = cancel_check_seconds
-        self._cancel_requested = cancel_requested
+        self._lease = lease
         self.state = WriterState(usage=usage)
 
     def consume(self, events: queue.Queue[object]) -> Stop:
@@ -113,13 +129,10 @@ class RunWriter:
             if text:
                 self._write(TextChunk(text=text))
             if now >= self.deadline:
-                return Finished(RunStatus.EXPIRED, RunError(
-                    code="run_timed_out",
-                    message=f"The run exceeded its limit of {self._max_run_seconds:g} seconds.",
-                ))
+                return Finished(RunStatus.EXPIRED, timed_out(self._max_run_seconds))
             if now >= next_cancel_check:
                 next_cancel_check = now + self._cancel_every
-                if self._cancel_requested(self.state.usage):
+                if self._lease.cancel_requested():
                     log.info("cancel requested; closing the model stream")
                     return Finished(RunStatus.CANCELLED)
 
@@ -156,11 +169,13 @@ class RunWriter:
         elif isinstance(event, StepEnded):
             self.drain()
             self.hold(event.chunk)
+            self._lease.note_usage(usage_of(self.state.usage), step_ended=True)
         elif isinstance(event, InterruptedChunk):
             self.drain()
             self.hold(event)
         elif isinstance(event, TokenUsage):
             self.state.usage = event
+            self._lease.note_usage(usage_of(event))
         elif isinstance(event, Suspended):
             return Suspend(event.actions)
         elif isinstance(event, AgentDone):

@@ -41,7 +41,7 @@ from .models import (
     Usage,
 )
 from .ports import Clock, ConversationStore, Delivery, ModelProvider, RunStore, ToolSpec
-from .run_writer import AgentDone, Finished, RunWriter, Superseded, Suspend
+from .run_writer import AgentDone, Finished, RunWriter, Superseded, Suspend, timed_out
 from .stepper import ModelRetryPolicy, RunTools, Stepper, model_request
 from .tools import ToolRegistry
 from .transcript import TokenUsage, TranscriptBuilder, rebuild
@@ -155,10 +155,19 @@ class RunWorker:
 
     # -------------------------------------------------------------------------------------------
     def _execute(self, run: RunRecord, lease: Lease, delivery: Delivery | None, *, recovered: bool) -> Outcome:
+        # The heartbeat starts at the claim: reading a long log must not cost the lease.
+        keeper = LeaseKeeper(self._store, run, lease, self._policy.lease, self._clock, delivery,
+                             cancel_check_seconds=self._policy.cancel_check_seconds).start()
+        try:
+            return self._carry_on(run, keeper, recovered=recovered)
+        finally:
+            keeper.stop()
+
+    def _carry_on(self, run: RunRecord, keeper: LeaseKeeper, *, recovered: bool) -> Outcome:
         log_so_far = self._read_log(run, recovered=recovered)
         if log_so_far is None:
             log.error("the run's log is incomplete; it cannot be carried on", extra={"run_id": run.run_id})
-            return self._end_now(run, lease, [], RunStatus.FAILED, LOG_LOST, run.usage, next_seq=run.last_seq + 1)
+            return self._end_now(run, keeper, [], RunStatus.FAILED, LOG_LOST, run.usage, next_seq=run.last_seq + 1)
         transcript = rebuild(run.request, self._history(run), log_so_far)
         held: list[Chunk] = []
         lost = lost_usage(run, transcript.usage) if recovered else None
@@ -171,24 +180,32 @@ class RunWorker:
         if run.cancel_requested:
             # Cancelled while it was being handed over (e.g. between its answers and this claim):
             # nothing runs, not even an approved tool.
-            return self._end_now(run, lease, held, RunStatus.CANCELLED, None, usage, next_seq=next_seq)
+            return self._end_now(run, keeper, held, RunStatus.CANCELLED, None, usage, next_seq=next_seq)
         if run.takeovers >= self._policy.lease.max_attempts:
             log.error("the run's workers died %d times; ending it", run.takeovers, extra={"run_id": run.run_id})
-            return self._end_now(run, lease, held, RunStatus.FAILED, WORKER_LOST, usage, next_seq=next_seq)
+            return self._end_now(run, keeper, held, RunStatus.FAILED, WORKER_LOST, usage, next_seq=next_seq)
+        if self._clock() >= self._deadline(run):
+            # Taken over past its deadline (a take-over does not extend the stretch's limit): no tool runs.
+            return self._end_now(run, keeper, held, RunStatus.EXPIRED, timed_out(self._policy.max_run_seconds), usage,
+                                 next_seq=next_seq)
         try:
             agent = self._catalog.by_id(run.agent_id)
         except UnknownAgentError as exc:
             # The agent was removed (EXTRA_AGENTS changed) between the start and now: end it.
-            return self._end_now(run, lease, held, RunStatus.FAILED, RunError(code=exc.code, message=exc.message),
+            return self._end_now(run, keeper, held, RunStatus.FAILED, RunError(code=exc.code, message=exc.message),
                                  usage, next_seq=next_seq)
-        return self._step_and_end(run, agent, transcript, LeaseKeeper(self._store, run, lease, self._policy.lease,
-                                                                       self._clock, delivery), held, next_seq - 1)
+        return self._step_and_end(run, agent, transcript, keeper, held, next_seq - 1)
+
+    def _deadline(self, run: RunRecord) -> float:
+        """The stretch's limit counts from its first claim; a take-over carries on within it."""
+        return (run.started_at or self._clock()) + self._policy.max_run_seconds
 
     def _step_and_end(
         self, run: RunRecord, agent: AgentDefinition, transcript: TranscriptBuilder, keeper: LeaseKeeper,
         held: list[Chunk], last_seq: int,
     ) -> Outcome:
         writer = self._writer(run, transcript, keeper, last_seq)
+        keeper.note_usage(usage_of(transcript.usage))
         for chunk in held:
             writer.hold(chunk)
         tools = self.run_tools(agent, run)
@@ -219,20 +236,20 @@ class RunWorker:
             writer.drain()
             if isinstance(stop, Suspend):
                 return self._suspend_or_end(run, writer, stop, keeper.owner)
-            self._finish(run, writer, transcript, stop, keeper.owner)
+            self._finish(run, writer, transcript, stop, keeper)
         except LeaseLostError:
             log.warning("another worker took the run over; this one stops without ending it", extra={"run_id": run.run_id})
             return Outcome.SUPERSEDED
         return Outcome.EXECUTED
 
     def _end_now(
-        self, run: RunRecord, lease: Lease, held: list[Chunk], status: RunStatus, error: RunError | None,
+        self, run: RunRecord, keeper: LeaseKeeper, held: list[Chunk], status: RunStatus, error: RunError | None,
         usage: Usage | None, *, next_seq: int,
     ) -> Outcome:
         """End a run this worker holds before any step runs."""
         try:
             self._ending.finish(run, next_seq=next_seq, held=held, status=status, error=error, usage=usage,
-                                now=self._clock(), owner=lease.owner)
+                                now=self._clock(), owner=keeper.owner)
         except LeaseLostError:
             return Outcome.SUPERSEDED
         self._metrics.run_ended(status.value)
@@ -259,16 +276,15 @@ class RunWorker:
 
     def _writer(self, run: RunRecord, transcript: TranscriptBuilder, keeper: LeaseKeeper, last_seq: int) -> RunWriter:
         policy = self._policy
-        started = run.started_at or self._clock()
         return RunWriter(
             ChunkWriter(self._store, run.org_id, run.run_id, expires_at=run.expires_at, last_seq=last_seq,
                         owner=keeper.owner),
             policy.coalescing,
             self._clock,
-            deadline=started + policy.max_run_seconds,
+            deadline=self._deadline(run),
             max_run_seconds=policy.max_run_seconds,
             cancel_check_seconds=policy.cancel_check_seconds,
-            cancel_requested=lambda usage: keeper.cancel_requested(usage_of(usage)),
+            lease=keeper,
             usage=transcript.usage,
         )
 
@@ -326,9 +342,13 @@ class RunWorker:
             self._conversations.set_active_run(run.org_id, run.request.conversation_id, run.run_id, expires_at=expires_at)
         log.info("run waits for its client: %d action(s)", len(stop.actions), extra={"run_id": run.run_id})
 
-    def _finish(self, run: RunRecord, writer: RunWriter, transcript: TranscriptBuilder, stop: Finished, owner: str) -> None:
+    def _finish(
+        self, run: RunRecord, writer: RunWriter, transcript: TranscriptBuilder, stop: Finished, keeper: LeaseKeeper
+    ) -> None:
         if stop.status is RunStatus.SUCCEEDED:
             # Before the end event: a client that starts its next turn on `end` must find this one.
+            # The turn's write is not fenced: first make sure no other worker holds the run.
+            keeper.confirm()
             try:
                 self._remember_turn(run, transcript.reply_text)
             except Exception:
@@ -338,7 +358,7 @@ class RunWorker:
             stop.status.value, writer.state.tokens_seen, writer.chunks.writes, extra={"run_id": run.run_id},
         )
         self._ending.finish(run, next_seq=writer.chunks.next_seq, held=writer.state.held, status=stop.status,
-                            error=stop.error, usage=usage_of(writer.state.usage), now=self._clock(), owner=owner)
+                            error=stop.error, usage=usage_of(writer.state.usage), now=self._clock(), owner=keeper.owner)
         self._metrics.run_ended(stop.status.value)
 
     def _fail_storing(self, run: RunRecord, writer: RunWriter, owner: str) -> Outcome:
