@@ -12,6 +12,10 @@ instead meets, at the configured rates, one of:
     error               500 InternalFailure; moto never sees it
     commit_then_error   forwarded to moto, so the write commits, then answered 500 anyway: the
                         client retries a write that already happened
+    conflict            a write meets a transaction in progress on its item, as DynamoDB answers it:
+                        400 TransactionCanceledException with a `TransactionConflict` reason per item
+                        for TransactWriteItems, 400 TransactionConflictException for a PutItem,
+                        UpdateItem or DeleteItem (botocore retries neither); reads are forwarded
 
 `GET /__faults` (unsigned, so never an AWS call) answers the counters as JSON, for a harness.
 
@@ -49,9 +53,11 @@ from urllib.parse import urlsplit
 
 log = logging.getLogger("devstack.faults")
 
-FAULT_KINDS = ("throttle", "error", "commit_then_error")
+FAULT_KINDS = ("throttle", "error", "commit_then_error", "conflict")
 COUNTERS_PATH = "/__faults"
 DYNAMODB_TARGET_PREFIX = "DynamoDB_20120810."
+SINGLE_ITEM_WRITES = frozenset(DYNAMODB_TARGET_PREFIX + op for op in ("PutItem", "UpdateItem", "DeleteItem"))
+CONFLICT_MESSAGE = "Transaction is ongoing for the item"
 TRANSACT_WRITE_ITEMS = DYNAMODB_TARGET_PREFIX + "TransactWriteItems"
 THROTTLE_CODES = ("ThrottlingException", "ProvisionedThroughputExceededException")
 IDEMPOTENCY_WINDOW_SECONDS = 600.0
@@ -80,6 +86,7 @@ class FaultRates:
     throttle: float = 0.0
     error: float = 0.0
     commit_then_error: float = 0.0
+    conflict: float = 0.0
 
     @classmethod
     def parse(cls, spec: str) -> FaultRates:
@@ -229,6 +236,20 @@ def throttled(code: str) -> Answer:
     return dynamodb_error(400, DYNAMODB_NAMESPACE + code, THROTTLE_MESSAGES[code])
 
 
+def conflicted(target: str, body: bytes) -> Answer | None:
+    """A write that meets a transaction in progress on its item, or None for a request that cannot."""
+    if target == TRANSACT_WRITE_ITEMS:
+        items = json.loads(body or b"{}").get("TransactItems", [])
+        reasons = [{"Code": "TransactionConflict", "Message": CONFLICT_MESSAGE} for _ in items]
+        payload = {"__type": DYNAMODB_NAMESPACE + "TransactionCanceledException", "CancellationReasons": reasons,
+                   "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons "
+                              f"[{', '.join('TransactionConflict' for _ in items)}]"}
+        return Answer(400, json.dumps(payload).encode(), [("Content-Type", JSON_1_0), ("x-amzn-RequestId", str(uuid.uuid4()))])
+    if target in SINGLE_ITEM_WRITES:
+        return dynamodb_error(400, DYNAMODB_NAMESPACE + "TransactionConflictException", CONFLICT_MESSAGE)
+    return None
+
+
 def internal_failure(when: str) -> Answer:
     return dynamodb_error(500, "com.amazon.coral.service#InternalFailure",
                           f"The request processing has failed {when}. (injected by devstack.fault_proxy)")
@@ -258,6 +279,8 @@ class _FaultHandler(BaseHTTPRequestHandler):
             self._send(throttled(throttle_code))
         elif kind == "error":
             self._send(internal_failure("because of an unknown error"))
+        elif kind == "conflict" and (conflict := conflicted(target, body)) is not None:
+            self._send(conflict)
         else:
             answer = self._commit(target, body)
             self._send(internal_failure("after it committed") if kind == "commit_then_error" else answer)

@@ -13,7 +13,7 @@ from .scenario import ScenarioResult
 from .sizes import SuiteSize
 from .stack import FaultStack
 
-FAULTS = "throttle=0.10,error=0.01"
+FAULTS = "throttle=0.10,error=0.01,conflict=0.02"
 
 
 def stack_environment(size: SuiteSize) -> dict[str, str]:

@@ -15,11 +15,13 @@ action deadline has passed with one Query, and the attribute is removed when the
 from __future__ import annotations
 
 import json
+import random
+import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter
@@ -39,6 +41,8 @@ from ..core.models import (
 from ..core.ports import Clock
 from ..core.runs import allowed_sources
 from ..errors import ConditionFailedError, LeaseLostError, StorageError
+
+T = TypeVar("T")
 
 RUN_SORT_KEY = "RUN"
 CHUNK_PREFIX = "CHUNK#"
@@ -87,6 +91,35 @@ def _lease_values(lease: Lease, now: float) -> dict[str, Any]:
         ":owner": {"S": lease.owner}, ":until": _number(lease.expires_at), ":now": _number(now),
         ":running": {"S": RunStatus.RUNNING.value},
     }
+
+
+CONFLICT_ATTEMPTS = 6
+CONFLICT_BACKOFF_SECONDS = 0.01
+
+
+def _is_conflict(error: ClientError) -> bool:
+    """A write that met a transaction in progress on its item (or a transaction that met another
+    write): DynamoDB refuses it at once, and botocore does not retry it."""
+    code = error.response.get("Error", {}).get("Code", "")
+    if code == "TransactionConflictException":
+        return True
+    reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+    return code == "TransactionCanceledException" and "TransactionConflict" in reasons \
+        and "ConditionalCheckFailed" not in reasons
+
+
+def patiently(call: Callable[[], T]) -> T:
+    """`call()`, tried again a few times, after a short random pause, while it meets a transaction
+    conflict: the run item is written by two threads of its worker (its heartbeat renews the lease
+    while its writer's chunk transactions check it) and by a cancel."""
+    for attempt in range(CONFLICT_ATTEMPTS):
+        try:
+            return call()
+        except ClientError as exc:
+            if not _is_conflict(exc) or attempt == CONFLICT_ATTEMPTS - 1:
+                raise
+            time.sleep(CONFLICT_BACKOFF_SECONDS * 2**attempt * (0.5 + random.random() / 2))
+    raise AssertionError("unreachable")
 
 
 def lease_partition(run_id: str) -> str:
@@ -224,7 +257,8 @@ class DynamoDBRunStore:
     def create_run(self, run: RunRecord) -> None:
         try:
             with map_storage_errors():
-                self._client.put_item(TableName=self._table, Item=_encode_run(run), ConditionExpression=ITEM_NOT_EXISTS)
+                patiently(lambda: self._client.put_item(TableName=self._table, Item=_encode_run(run),
+                                                        ConditionExpression=ITEM_NOT_EXISTS))
         except ConditionFailedError:
             # A PutItem has no idempotency token: retried after it committed (its answer was lost),
             # it finds itself. Run ids are random, so a run with this id and creation time is this one.
@@ -334,7 +368,8 @@ class DynamoDBRunStore:
         item = _chunk_item(org_id, run_id, seq, chunk, expires_at, written_at)
         if owner is None:
             with map_storage_errors():
-                self._client.put_item(TableName=self._table, Item=item, ConditionExpression=ITEM_NOT_EXISTS)
+                patiently(lambda: self._client.put_item(TableName=self._table, Item=item,
+                                                        ConditionExpression=ITEM_NOT_EXISTS))
         else:
             # Fenced: the put lands only while this worker's lease holds the run (2 WCU a chunk
             # instead of 1, the price of "a superseded worker writes nothing a reader sees").
@@ -359,7 +394,7 @@ class DynamoDBRunStore:
         its owner's lease) failed its condition, the worker lost the run: LeaseLostError."""
         try:
             with map_storage_errors():
-                self._client.transact_write_items(TransactItems=items)
+                patiently(lambda: self._client.transact_write_items(TransactItems=items))
         except ConditionFailedError as exc:
             reasons = _cancellation_reasons(exc.__cause__)
             if fenced_item is not None and len(reasons) > fenced_item and reasons[fenced_item] == "ConditionalCheckFailed":
@@ -488,8 +523,7 @@ class DynamoDBRunStore:
             }
         }
         puts = self._chunk_puts(org_id, run_id, first_seq, chunks, expires_at, now)
-        with map_storage_errors():
-            self._client.transact_write_items(TransactItems=[*puts, update])
+        self._transact([*puts, update])
         run = self.get_run(org_id, run_id)
         if run is None:
             raise ConditionFailedError(f"run {run_id} vanished after it was suspended")
@@ -616,7 +650,7 @@ class DynamoDBRunStore:
 
     def _update(self, org_id: str, run_id: str, *, update: str, condition: str, values: dict[str, Any]) -> RunRecord:
         with map_storage_errors():
-            response = self._client.update_item(
+            response = patiently(lambda: self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}},
                 UpdateExpression=update,
@@ -624,5 +658,5 @@ class DynamoDBRunStore:
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
-            )
+            ))
         return _decode_run(response["Attributes"])
