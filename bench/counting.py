@@ -216,9 +216,9 @@ def serve(host: str, port: int, query_by: str = "partition") -> None:
     from werkzeug.serving import make_server
 
     partition_queries()
-    from devstack import moto_dynamodb
+    from devstack import moto_fidelity
 
-    moto_dynamodb.apply()  # transactions at the cost of their items, as on DynamoDB (every chunk write is one)
+    moto_fidelity.apply()  # transactions and deletes as DynamoDB and SQS do them
     QueryMode.partition = query_by == "partition"
     app = RequestRecorder(DomainDispatcherApplication(create_backend_app))
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)

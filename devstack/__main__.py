@@ -62,9 +62,9 @@ def start_aws_endpoint(external: str, moto_port: int) -> tuple[Any, str]:
         return None, external.rstrip("/")
     from moto.server import ThreadedMotoServer
 
-    from . import moto_dynamodb
+    from . import moto_fidelity
 
-    moto_dynamodb.apply()  # transactions as DynamoDB does them: every chunk write is one
+    moto_fidelity.apply()  # transactions and deletes as DynamoDB and SQS do them
     moto_port = moto_port or free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()

@@ -15,7 +15,7 @@ import argparse
 import logging
 
 from bench.counting import QueryMode, partition_queries
-from devstack import moto_dynamodb
+from devstack import moto_fidelity
 
 
 def serve(host: str, port: int) -> None:
@@ -24,7 +24,7 @@ def serve(host: str, port: int) -> None:
 
     partition_queries()
     QueryMode.partition = True
-    moto_dynamodb.apply()  # transactions at the cost of the items they touch: every chunk write is one
+    moto_fidelity.apply()  # transactions and deletes as DynamoDB and SQS do them
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     print(f"READY http://{host}:{server.server_port}", flush=True)

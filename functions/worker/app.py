@@ -7,18 +7,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from runwire.adapters.emf_metrics import metrics_per_invocation
 from runwire.core.models import RunMessage
-from runwire.core.worker import Outcome
 from runwire.observability import configure_lambda_logging
 from runwire.wiring import build_worker, load_settings, message_delivery
 
 logger = configure_lambda_logging("runwire-worker")
 settings = load_settings()
 worker = build_worker(settings)
-
-
-class SupersededDelivery(Exception):
-    """Reported as this record's failure, so its message is not deleted: the worker that took the run
-    over holds the same message (received again), and deleting it would leave the run without one."""
 
 
 def process_record(record: SQSRecord) -> str:
@@ -29,8 +23,6 @@ def process_record(record: SQSRecord) -> str:
         outcome = worker.process(message, message_delivery(settings, record.receipt_handle))
         logger.info("message handled", extra={"outcome": outcome.value,
                                                "receive_count": record.attributes.approximate_receive_count})
-    if outcome is Outcome.SUPERSEDED:
-        raise SupersededDelivery(f"run {message.run_id} was taken over by another worker; its message stays with it")
     return outcome.value
 
 
