@@ -109,8 +109,9 @@ def test_a_dead_workers_message_reappears_after_its_lease_and_before_its_run_exp
     assert queue["RedrivePolicy"]["maxReceiveCount"] > int(worker_env["MAX_ATTEMPTS"]) + 1
     parameters = template["Parameters"]
     for max_run in (parameters["MaxRunSeconds"]["MinValue"], parameters["MaxRunSeconds"]["MaxValue"]):
+        shared = template["Globals"]["Function"]["Environment"]["Variables"]
         settings = Settings.from_environ({
-            **{k: str(v) for k, v in worker_env.items() if isinstance(v, str | int)},
+            **{k: str(v) for k, v in {**shared, **worker_env}.items() if isinstance(v, str | int)},
             "MAX_RUN_SECONDS": str(max_run),
             "STREAM_RETENTION_SECONDS": str(max(max_run, parameters["StreamRetentionSeconds"]["MinValue"])),
         })
@@ -280,8 +281,9 @@ def test_action_timeout_reaches_the_worker_as_its_setting(template: dict, transl
 
 def test_the_sweep_judges_a_lost_message_by_the_workers_own_lease_settings(template: dict) -> None:
     resources = template["Resources"]
-    worker = resources["WorkerFunction"]["Properties"]["Environment"]["Variables"]
-    sweeper = resources["SweepFunction"]["Properties"]["Environment"]["Variables"]
-    for name in ("LEASE_SECONDS", "MESSAGE_VISIBILITY_SECONDS"):
-        assert sweeper[name] == worker[name], name
-    assert sweeper["RUN_QUEUE_URL"] == {"Ref": "RunQueue"}
+    shared = template["Globals"]["Function"]["Environment"]["Variables"]
+    for function in ("WorkerFunction", "SweepFunction"):
+        own = resources[function]["Properties"]["Environment"]["Variables"]
+        assert {"LEASE_SECONDS", "MESSAGE_VISIBILITY_SECONDS"} <= shared.keys() and not own.keys() & {
+            "LEASE_SECONDS", "MESSAGE_VISIBILITY_SECONDS"}, "one place for the lease's settings"
+    assert resources["SweepFunction"]["Properties"]["Environment"]["Variables"]["RUN_QUEUE_URL"] == {"Ref": "RunQueue"}
