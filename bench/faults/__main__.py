@@ -71,7 +71,8 @@ async def run_scenarios(size: SuiteSize, only: set[str], log_dir: Path,
             results.append(await throttling.run(stack, size, progress))
     if "model" in only:
         progress("anthropic stack against a local Messages server")
-        with MessagesServer(default=model_faults.answer()) as server, \
+        with MessagesServer(default=model_faults.answer(), refuse_prefill_models=[model_faults.NO_PREFILL_MODEL]) \
+                as server, \
                 running_stack(log_dir, "anthropic", model_faults.stack_environment(server.base_url)) as stack:
             results.append(await model_faults.run(stack, server, size, progress))
     return results

@@ -7,6 +7,7 @@
 | rate_limited_429 | 429 with `retry-after: 1`, then the answer | completed, the whole answer, ≥ 1 s later |
 | server_error_500 | 500 api_error, then the answer | completed, the whole answer |
 | cut_mid_stream | the answer cut after 12 tokens, then its rest | completed, the whole answer once |
+| cut_no_prefill | the same cut, for a model that refuses assistant prefill (400); the fallback's answer repeats the last 3 words shown before its rest | completed, the whole answer once (the repeat dropped) |
 | stall_past_deadline | silence longer than MAX_RUN_SECONDS (each retry too) | expired cleanly, `run_timed_out` |
 
 Runs go one at a time against one server (a fresh server per run would break the provider's
@@ -42,6 +43,11 @@ ANSWER = ("The harbour wall was built in three stages over forty years, each one
 _TOKENS = re.compile(r"\s*\S+").findall(ANSWER)
 
 
+NO_PREFILL_MODEL = "claude-no-prefill"
+"""A model the Messages server treats as current Claude models do: a request ending with an
+assistant prefill is refused with 400, so a continuation takes the provider's fallback."""
+
+
 @dataclass(frozen=True)
 class ModelFault:
     name: str
@@ -49,6 +55,7 @@ class ModelFault:
     expected_outcome: str
     expected_error: str | None = None
     min_seconds: float = 0.0
+    model: str | None = None
 
 
 def answer() -> Reply:
@@ -64,6 +71,10 @@ FAULTS = {
         ModelFault("cut_mid_stream",
                    (Reply.cut(after_tokens=CUT_AFTER_TOKENS, text=ANSWER),
                     Reply.text("".join(_TOKENS[CUT_AFTER_TOKENS:]), token_delay=TOKEN_DELAY_SECONDS)), "completed"),
+        # The refused prefill takes no scripted reply; the fallback request gets the whole answer,
+        # which the server continues from the cut text, repeating its last words first.
+        ModelFault("cut_no_prefill", (Reply.cut(after_tokens=CUT_AFTER_TOKENS, text=ANSWER), answer()), "completed",
+                   model=NO_PREFILL_MODEL),
         # Each retry stalls too (the provider's read timeout may end a stalled request first).
         ModelFault("stall_past_deadline", (Reply.stall(MAX_RUN_SECONDS * 4, after_tokens=5, text=ANSWER),) * 6,
                    "failed_cleanly", expected_error="run_timed_out"),
@@ -106,7 +117,8 @@ async def _use_up(server: MessagesServer, unused: int) -> None:
 async def _one(client: RunClient, server: MessagesServer, fault: ModelFault) -> tuple[RunTrace, list[RecordedRequest]]:
     first = len(server.requests)
     server.script(*fault.replies)
-    trace = await client.start("Tell me about the harbour.")
+    settings = {"settings": {"model": fault.model}} if fault.model else {}
+    trace = await client.start("Tell me about the harbour.", **settings)
     await client.follow(trace)
     requests = server.requests[first:]
     await _use_up(server, len(fault.replies) - len(requests))
@@ -134,8 +146,8 @@ async def run(stack: FaultStack, server: MessagesServer, size: SuiteSize,
                        "outcome": verdict.outcome, "status": verdict.status, "error_code": verdict.error_code,
                        "text_whole": verdict.text_whole, "model_requests": len(requests),
                        "seconds": round(seconds, 2), "as_expected": as_expected, "problems": verdict.problems[:3]}
-            if name == "cut_mid_stream":
-                outcome["continued_from_cut_text"] = _continued_from_prefix(requests)
+            if name in ("cut_mid_stream", "cut_no_prefill"):
+                outcome["continued_from_cut_text"] = _continued_from_prefix(requests[-2:])
             outcomes.append(outcome)
             progress(f"  model fault {name}: {verdict.outcome} ({verdict.status}, {verdict.error_code}), "
                      f"{outcome['model_requests']} model request(s), {seconds:.1f}s")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-ALL_MODEL_FAULTS = ("overloaded_529", "rate_limited_429", "server_error_500", "cut_mid_stream", "stall_past_deadline")
-SMOKE_MODEL_FAULTS = ("overloaded_529", "cut_mid_stream")
+ALL_MODEL_FAULTS = ("overloaded_529", "rate_limited_429", "server_error_500", "cut_mid_stream", "cut_no_prefill",
+                    "stall_past_deadline")
+SMOKE_MODEL_FAULTS = ("overloaded_529", "cut_mid_stream", "cut_no_prefill")
 
 
 @dataclass

@@ -80,7 +80,7 @@ def test_seed003_chat_run_answers_and_remembers(stack, client):
 
 def test_seed003_chat_run_reports_a_failed_run_as_502(stack, client):
     response = client.post(f"{stack.base_url}/chat/run", headers={"Authorization": f"Bearer {stack.token()}"},
-                           json={"message": "[[scripted tokens=5 fail=overloaded after=2]]"})
+                           json={"message": "[[scripted tokens=5 fail=overloaded after=0]]"})
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "model_overloaded"
 
