@@ -220,21 +220,29 @@ def take_over_worker(store):
                                                             coalescing=CoalescingPolicy(window_seconds=0.01)), time.time)
 
 
-def test_a_frozen_workers_run_is_taken_over_continued_once_and_the_frozen_worker_writes_nothing_after():
-    store = FreezingStore(time.time, freeze_at=4)
+def worker_in_background(store, task: str):
+    """(service, run, the first worker's outcomes, its thread, the run's message): a run started and
+    a worker running it on a thread of its own."""
     queue = InMemoryRunQueue()
     service = RunService(store, queue, default_catalog(), RunServicePolicy(retention_seconds=300), time.time)
-    run = service.start(CALLER, RunRequest(task="[[scripted tokens=40 delay_ms=5]]"))
-    first: list[Outcome] = []
-    frozen = threading.Thread(target=lambda: first.append(take_over_worker(store).process(queue.messages[0])))
-    frozen.start()
+    run = service.start(CALLER, RunRequest(task=task))
+    outcomes: list[Outcome] = []
+    message = queue.messages[0]
+    thread = threading.Thread(target=lambda: outcomes.append(take_over_worker(store).process(message)))
+    thread.start()
+    return service, run, outcomes, thread, message
+
+
+def test_a_frozen_workers_run_is_taken_over_continued_once_and_the_frozen_worker_writes_nothing_after():
+    store = FreezingStore(time.time, freeze_at=4)
+    service, run, first, frozen, message = worker_in_background(store, "[[scripted tokens=40 delay_ms=5]]")
     assert store.frozen.wait(10)
-    assert take_over_worker(store).process(queue.messages[0]) is Outcome.DUPLICATE  # its lease still holds
+    assert take_over_worker(store).process(message) is Outcome.DUPLICATE  # its lease still holds
     time.sleep(FAST_LEASE.lease_seconds + 0.1)
     assert service.get(CALLER, run.run_id).status is RunStatus.RUNNING
     assert store.get_run(CALLER.org_id, run.run_id).lease_lapsed(time.time())
 
-    assert take_over_worker(store).process(queue.messages[0]) is Outcome.RECOVERED
+    assert take_over_worker(store).process(message) is Outcome.RECOVERED
     store.thaw.set()
     frozen.join(10)
     assert first == [Outcome.SUPERSEDED]
@@ -836,15 +844,10 @@ def test_a_worker_whose_writes_are_slow_keeps_its_lease_and_its_run():
             return super().append_chunk(org_id, run_id, seq, chunk, expires_at=expires_at, owner=owner)
 
     store = SlowWrites(time.time)
-    queue = InMemoryRunQueue()
-    service = RunService(store, queue, default_catalog(), RunServicePolicy(retention_seconds=300), time.time)
-    run = service.start(CALLER, RunRequest(task="[[scripted tokens=30 delay_ms=5]]"))
-    first: list[Outcome] = []
-    slow = threading.Thread(target=lambda: first.append(take_over_worker(store).process(queue.messages[0])))
-    slow.start()
+    service, run, first, slow, message = worker_in_background(store, "[[scripted tokens=30 delay_ms=5]]")
     assert store.stalled.wait(10)
     time.sleep(2 * FAST_LEASE.lease_seconds)  # past the lease, had nothing renewed it
-    assert take_over_worker(store).process(queue.messages[0]) is Outcome.DUPLICATE
+    assert take_over_worker(store).process(message) is Outcome.DUPLICATE
     slow.join(20)
     assert first == [Outcome.EXECUTED]
     assert service.get(CALLER, run.run_id).attempts == 1
