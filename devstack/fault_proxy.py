@@ -12,6 +12,9 @@ instead meets, at the configured rates, one of:
     error               500 InternalFailure; moto never sees it
     commit_then_error   forwarded to moto, so the write commits, then answered 500 anyway: the
                         client retries a write that already happened
+    delayed_ack         a write is forwarded to moto, so it commits, and answered ACK_DELAY_SECONDS
+                        later: a worker killed meanwhile dies between a write and its acknowledgement
+                        (reads are forwarded at once); `acks_awaited` counts those held right now
     conflict            a write meets a transaction in progress on its item, as DynamoDB answers it:
                         400 TransactionCanceledException with a `TransactionConflict` reason per item
                         for TransactWriteItems, 400 TransactionConflictException for a PutItem,
@@ -53,10 +56,12 @@ from urllib.parse import urlsplit
 
 log = logging.getLogger("devstack.faults")
 
-FAULT_KINDS = ("throttle", "error", "commit_then_error", "conflict")
+FAULT_KINDS = ("throttle", "error", "commit_then_error", "conflict", "delayed_ack")
+ACK_DELAY_SECONDS = 0.5
 COUNTERS_PATH = "/__faults"
 DYNAMODB_TARGET_PREFIX = "DynamoDB_20120810."
 SINGLE_ITEM_WRITES = frozenset(DYNAMODB_TARGET_PREFIX + op for op in ("PutItem", "UpdateItem", "DeleteItem"))
+WRITES = SINGLE_ITEM_WRITES | {DYNAMODB_TARGET_PREFIX + op for op in ("TransactWriteItems", "BatchWriteItem")}
 CONFLICT_MESSAGE = "Transaction is ongoing for the item"
 TRANSACT_WRITE_ITEMS = DYNAMODB_TARGET_PREFIX + "TransactWriteItems"
 THROTTLE_CODES = ("ThrottlingException", "ProvisionedThroughputExceededException")
@@ -87,6 +92,7 @@ class FaultRates:
     error: float = 0.0
     commit_then_error: float = 0.0
     conflict: float = 0.0
+    delayed_ack: float = 0.0
 
     @classmethod
     def parse(cls, spec: str) -> FaultRates:
@@ -167,6 +173,18 @@ class FaultState:
         self._throttle_codes = dict.fromkeys(THROTTLE_CODES, 0)
         self._replays = 0
         self._transactions: dict[str, tuple[float, str, bytes]] = {}  # token → (committed at, body digest, response)
+        self.acks_awaited = 0
+
+    @contextmanager
+    def holding_ack(self) -> Iterator[None]:
+        """A committed write whose answer is held back."""
+        with self._lock:
+            self.acks_awaited += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.acks_awaited -= 1
 
     def admit(self, dynamodb: bool) -> tuple[str | None, str]:
         """Count a request and draw its fault (DynamoDB only), and the throttle code if throttled."""
@@ -213,6 +231,7 @@ class FaultState:
                 "faults": dict(self._faults),
                 "throttle_codes": dict(self._throttle_codes),
                 "transaction_replays": self._replays,
+                "acks_awaited": self.acks_awaited,
             }
 
 
@@ -281,6 +300,11 @@ class _FaultHandler(BaseHTTPRequestHandler):
             self._send(internal_failure("because of an unknown error"))
         elif kind == "conflict" and (conflict := conflicted(target, body)) is not None:
             self._send(conflict)
+        elif kind == "delayed_ack" and target in WRITES:
+            answer = self._commit(target, body)
+            with self.server.state.holding_ack():
+                time.sleep(ACK_DELAY_SECONDS)
+            self._send(answer)
         else:
             answer = self._commit(target, body)
             self._send(internal_failure("after it committed") if kind == "commit_then_error" else answer)

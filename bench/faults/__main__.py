@@ -60,7 +60,7 @@ async def run_scenarios(size: SuiteSize, only: set[str], log_dir: Path,
     results: list[ScenarioResult] = []
     if only & {"disconnects", "kills"}:
         progress("scripted stack: disconnects, then kills")
-        with running_stack(log_dir, "scripted", SCRIPTED_STACK) as stack:
+        with running_stack(log_dir, "scripted", {**SCRIPTED_STACK, **kills.stack_environment()}) as stack:
             if "disconnects" in only:
                 results.append(await disconnects.run(stack, size, progress))
             if "kills" in only:

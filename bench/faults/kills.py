@@ -12,6 +12,11 @@ clean failure. Where
 each run was at the kill is read the same way: before its first chunk, mid-text, between steps, or
 mid-tool (its `tool_use` written, its `tool_result` not); and whether a chunk write had landed in
 the 10 ms before the kill (a put whose acknowledgement the worker may not have had).
+
+To aim kills between a write and its acknowledgement rather than hope for them, the stack reaches
+moto through devstack's fault proxy with `delayed_ack`: 20% of DynamoDB writes commit at once and are
+answered half a second later. Just before each kill the suite reads how many such answers the proxy
+holds: writes committed that the dying worker never heard of.
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ from .traces import RunTrace
 MIN_SECONDS_BETWEEN_KILLS = 12.5
 """devstack stops the stack when its worker dies more than 5 times in 60 s."""
 JUST_AFTER_A_PUT_SECONDS = 0.010
+DELAYED_ACKS = "delayed_ack=0.2"
+
+
+def stack_environment() -> dict[str, str]:
+    return {"DYNAMODB_FAULTS": DELAYED_ACKS}
 
 
 def kill_tasks(size: SuiteSize) -> list[str]:
@@ -72,6 +82,7 @@ async def _round(stack: FaultStack, client: RunClient, size: SuiteSize, rng: ran
     followers = [asyncio.create_task(client.follow(trace)) for trace in traces]
     answer_seconds = size.tokens * 0.020
     await asyncio.sleep(rng.uniform(0.3, 0.7 * answer_seconds))
+    counters = await asyncio.to_thread(stack.fault_counters) or {}
     killed = await asyncio.to_thread(stack.kill_worker)
     in_flight = [t for t in traces if t.ended_at is None and t.run_id is not None]
     await asyncio.gather(*followers)
@@ -96,6 +107,7 @@ async def _round(stack: FaultStack, client: RunClient, size: SuiteSize, rng: ran
     result.details.setdefault("rounds", []).append({
         "round": number, "in_flight_at_kill": len(in_flight), "phase_at_kill": dict(phases),
         "killed_within_10ms_of_a_put": just_after_put,
+        "writes_awaiting_their_answer_at_kill": counters.get("acks_awaited", 0),
         "recovering_notices": sum(any(p == "recovering" for p, _ in t.notices) for t in in_flight),
         "hung": sum(t.hung for t in traces), "traces": [t.summary() for t in traces],
     })
@@ -131,6 +143,10 @@ async def run(stack: FaultStack, size: SuiteSize, progress: Callable[[str], None
         result.notes.append("workers per run: " + ", ".join(f"{n} run(s) {a}" for a, n in sorted(attempts.items())))
     noticed = sum(r["recovering_notices"] for r in result.details.get("rounds", []))
     result.notes.append(f"{noticed} run(s) in flight were told `recovering` by their stream")
-    put_kills = sum(r["killed_within_10ms_of_a_put"] for r in result.details.get("rounds", []))
+    rounds = result.details.get("rounds", [])
+    put_kills = sum(r["killed_within_10ms_of_a_put"] for r in rounds)
     result.notes.append(f"{put_kills} run(s) killed ≤10 ms after a chunk put")
+    awaited = [r["writes_awaiting_their_answer_at_kill"] for r in rounds]
+    result.notes.append(f"writes committed but not yet answered when the worker was killed: {sum(awaited)} "
+                        f"(by round: {awaited})")
     return result
