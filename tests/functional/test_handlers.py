@@ -155,3 +155,26 @@ def test_concurrent_worker_invocations_report_only_their_own_failures(functions,
     assert bad == "BatchProcessingError"
     assert results == [{"batchItemFailures": []}] * 9
     assert all(store.get_run("my-org", run_id).status is RunStatus.SUCCEEDED for run_id in run_ids)
+
+
+@pytest.mark.anyio
+async def test_a_start_whose_message_cannot_be_sent_answers_503_and_leaves_no_run_behind(
+    functions, local_resources, moto_endpoint, dynamodb_client
+):
+    from runwire.wiring import build_api_app, load_settings
+
+    gone = local_resources.queue_url.rsplit("/", 1)[0] + "/no-such-queue"
+    app = build_api_app(load_settings({**os.environ, "RUN_QUEUE_URL": gone}))
+
+    def runs_of_org() -> int:
+        items = dynamodb_client.scan(TableName=local_resources.table_name, FilterExpression="orgId = :org AND sk = :run",
+                                     ExpressionAttributeValues={":org": {"S": "queue-down"}, ":run": {"S": "RUN"}})
+        return items["Count"]
+
+    token = issue_token(SECRET, subject="u1", org="queue-down", lifetime_seconds=600, now=time.time())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+        response = await client.post("/v1/runs", json={"task": "hello"},
+                                     headers={"Authorization": f"Bearer {token}", "orgid": "queue-down"})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "queue_unavailable"
+    assert runs_of_org() == 0, "a run nobody will work on must not be left stored"
