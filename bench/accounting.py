@@ -137,8 +137,10 @@ def parse_dynamodb(request: Request, sizes: RunSizes) -> DynamoCall:
             if kind == "Put":
                 written.append(spec["Item"])
                 units += _write_units(item_size(spec["Item"]), transactional=True)
-            else:
+            elif key.get("sk", {}).get("S") == "RUN":
                 units += _write_units(sizes[run_of_key(key)], transactional=True)
+            else:  # the fence: an item of a few attributes
+                units += _write_units(item_size(key), transactional=True)
         return DynamoCall(request, run_id, sort_keys, units, item_count=len(body["TransactItems"]), items_written=written)
     if op == "BatchWriteItem":
         run_id, sort_keys, units, count = None, [], 0.0, 0
@@ -283,4 +285,8 @@ def account(requests: Iterable[Request]) -> Accounts:
                     run = ledger(run_id)
                     run.sqs["DeleteMessage"] += 1
                     run.deleted_by_worker = request.started
+            elif request.operation == "ChangeMessageVisibility":  # the worker's lease keeps its message hidden
+                run_id = handles.get(body.get("ReceiptHandle", ""))
+                if run_id:
+                    ledger(run_id).sqs["ChangeMessageVisibility"] += 1
     return Accounts(runs, unattributed, idle, ordered)

@@ -2,6 +2,7 @@
 
     pk = RUN#<org>#<run>   sk = RUN                 the run record (status, request, usage…)
     pk = RUN#<org>#<run>   sk = CHUNK#<seq:010d>    chunk <seq>, JSON in `body`
+    pk = RUN#<org>#<run>   sk = FENCE               `leaseOwner`: who may write chunks (see `_held_check`)
 
 Every item carries `expiresAt` (epoch seconds; the table's TTL attribute). DynamoDB deletes
 expired items up to two days late, so every read checks `expiresAt` itself. Zero-padded
@@ -45,6 +46,8 @@ from ..errors import ConditionFailedError, LeaseLostError, StorageError
 T = TypeVar("T")
 
 RUN_SORT_KEY = "RUN"
+FENCE_SORT_KEY = "FENCE"
+FENCE_TTL_SECONDS = 86_400
 CHUNK_PREFIX = "CHUNK#"
 SEQ_DIGITS = 10
 MAX_SEQ = 10**SEQ_DIGITS - 1
@@ -323,7 +326,7 @@ class DynamoDBRunStore:
         )
 
     def claim(self, org_id: str, run_id: str, *, lease: Lease, now: float, expires_at: int) -> RunRecord:
-        return self._update(
+        return self._hand_to(org_id, run_id, lease, update=self._run_update(
             org_id, run_id,
             update="SET #status = :running, startedAt = :now, leaseOwner = :owner, leaseExpiresAt = :until, "
                    "leasePk = :leasePk, expiresAt = :expiresAt, attempts = if_not_exists(attempts, :zero) + :one, "
@@ -332,7 +335,7 @@ class DynamoDBRunStore:
             values={**_lease_values(lease, now), ":queued": {"S": RunStatus.QUEUED.value},
                     ":leasePk": {"S": lease_partition(run_id)},
                     ":expiresAt": _number(expires_at), ":zero": _number(0), ":one": _number(1)},
-        )
+        ))
 
     def take_over(self, org_id: str, run_id: str, *, lease: Lease, previous_owner: str | None, now: float) -> RunRecord:
         values = {**_lease_values(lease, now), ":zero": _number(0), ":one": _number(1)}
@@ -341,13 +344,44 @@ class DynamoDBRunStore:
         else:
             held_by_previous = "leaseOwner = :previous"
             values[":previous"] = {"S": previous_owner}
-        return self._update(
+        return self._hand_to(org_id, run_id, lease, update=self._run_update(
             org_id, run_id,
             update="SET leaseOwner = :owner, leaseExpiresAt = :until, "
                    "attempts = if_not_exists(attempts, :zero) + :one, takeovers = if_not_exists(takeovers, :zero) + :one",
             condition=f"{RUN_IS_LIVE} AND {LEASE_LAPSED} AND {held_by_previous}",
             values=values,
-        )
+        ))
+
+    def _hand_to(self, org_id: str, run_id: str, lease: Lease, *, update: dict[str, Any]) -> RunRecord:
+        """Move the run to `lease` and its fence with it, in one transaction; the run as it is now."""
+        fence = {
+            "Put": {
+                "TableName": self._table,
+                "Item": {
+                    "pk": {"S": run_key(org_id, run_id)}, "sk": {"S": FENCE_SORT_KEY},
+                    "leaseOwner": {"S": lease.owner},
+                    # Read by nothing but chunk writes' condition checks: it may outlive the run a little.
+                    "expiresAt": _number(int(lease.expires_at + FENCE_TTL_SECONDS)),
+                },
+            }
+        }
+        self._transact([update, fence])
+        run = self.get_run(org_id, run_id)
+        if run is None:
+            raise ConditionFailedError(f"run {run_id} vanished as it was claimed")
+        return run
+
+    def _run_update(self, org_id: str, run_id: str, *, update: str, condition: str, values: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}},
+                "UpdateExpression": update,
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": values,
+            }
+        }
 
     def renew_lease(self, org_id: str, run_id: str, *, lease: Lease, live_usage: Usage | None) -> tuple[RunStatus, bool]:
         update = "SET leaseExpiresAt = :until"
@@ -378,13 +412,14 @@ class DynamoDBRunStore:
         return StoredChunk(seq=seq, chunk=chunk, written_at=written_at)
 
     def _held_check(self, org_id: str, run_id: str, owner: str) -> dict[str, Any]:
+        """The fence: a small item that names the run's holder (written with the run's lease, in the
+        claim's transaction), so a chunk's condition check costs 2 WCU, not 2 per KB of the run's request."""
         return {
             "ConditionCheck": {
                 "TableName": self._table,
-                "Key": {"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": RUN_SORT_KEY}},
-                "ConditionExpression": HELD_BY_OWNER,
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": {":running": {"S": RunStatus.RUNNING.value}, ":owner": {"S": owner}},
+                "Key": {"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": FENCE_SORT_KEY}},
+                "ConditionExpression": "leaseOwner = :owner",
+                "ExpressionAttributeValues": {":owner": {"S": owner}},
             }
         }
 
