@@ -23,9 +23,9 @@ os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "tes
 def moto_endpoint():
     from moto.server import ThreadedMotoServer
 
-    from devstack import moto_dynamodb
+    from devstack import moto_fidelity
 
-    moto_dynamodb.apply()  # transactions as DynamoDB does them (every chunk write is one)
+    moto_fidelity.apply()  # transactions and deletes as DynamoDB and SQS do them
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
