@@ -18,7 +18,8 @@ instead meets, at the configured rates, one of:
     conflict            a write meets a transaction in progress on its item, as DynamoDB answers it:
                         400 TransactionCanceledException with a `TransactionConflict` reason per item
                         for TransactWriteItems, 400 TransactionConflictException for a PutItem,
-                        UpdateItem or DeleteItem (botocore retries neither); reads are forwarded
+                        UpdateItem or DeleteItem of a run or its fence (the items transactions
+                        touch; botocore retries neither); other requests are forwarded
 
 `GET /__faults` (unsigned, so never an AWS call) answers the counters as JSON, for a harness.
 
@@ -186,14 +187,17 @@ class FaultState:
             with self._lock:
                 self.acks_awaited -= 1
 
-    def admit(self, dynamodb: bool) -> tuple[str | None, str]:
-        """Count a request and draw its fault (DynamoDB only), and the throttle code if throttled."""
+    def admit(self, target: str, body: bytes) -> tuple[str | None, str]:
+        """Count a request and draw its fault (DynamoDB only; a fault that cannot happen to this
+        request is none), and the throttle code if throttled."""
         with self._lock:
-            if not dynamodb:
+            if not target.startswith(DYNAMODB_TARGET_PREFIX):
                 self._requests["other"] += 1
                 return None, ""
             self._requests["dynamodb"] += 1
             kind = self.rates.draw(self._rng)
+            if (kind == "delayed_ack" and target not in WRITES) or (kind == "conflict" and not can_conflict(target, body)):
+                kind = None
             code = ""
             if kind is not None:
                 self._faults[kind] += 1
@@ -255,8 +259,23 @@ def throttled(code: str) -> Answer:
     return dynamodb_error(400, DYNAMODB_NAMESPACE + code, THROTTLE_MESSAGES[code])
 
 
-def conflicted(target: str, body: bytes) -> Answer | None:
-    """A write that meets a transaction in progress on its item, or None for a request that cannot."""
+TRANSACTED_SORT_KEYS = frozenset({"RUN", "FENCE"})
+"""The items runwire's transactions write or check (besides a chunk, at its creation only): the only
+ones a single write can find a transaction in progress on."""
+
+
+def can_conflict(target: str, body: bytes) -> bool:
+    if target == TRANSACT_WRITE_ITEMS:
+        return True
+    if target not in SINGLE_ITEM_WRITES:
+        return False
+    request = json.loads(body or b"{}")
+    key = request.get("Key") or request.get("Item") or {}
+    return key.get("sk", {}).get("S") in TRANSACTED_SORT_KEYS
+
+
+def conflicted(target: str, body: bytes) -> Answer:
+    """A write that meets a transaction in progress on its item (`can_conflict` said it may)."""
     if target == TRANSACT_WRITE_ITEMS:
         items = json.loads(body or b"{}").get("TransactItems", [])
         reasons = [{"Code": "TransactionConflict", "Message": CONFLICT_MESSAGE} for _ in items]
@@ -264,9 +283,7 @@ def conflicted(target: str, body: bytes) -> Answer | None:
                    "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons "
                               f"[{', '.join('TransactionConflict' for _ in items)}]"}
         return Answer(400, json.dumps(payload).encode(), [("Content-Type", JSON_1_0), ("x-amzn-RequestId", str(uuid.uuid4()))])
-    if target in SINGLE_ITEM_WRITES:
-        return dynamodb_error(400, DYNAMODB_NAMESPACE + "TransactionConflictException", CONFLICT_MESSAGE)
-    return None
+    return dynamodb_error(400, DYNAMODB_NAMESPACE + "TransactionConflictException", CONFLICT_MESSAGE)
 
 
 def internal_failure(when: str) -> Answer:
@@ -293,14 +310,14 @@ class _FaultHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         body = self._read_body()
         target = self.headers.get("X-Amz-Target", "")
-        kind, throttle_code = self.server.state.admit(target.startswith(DYNAMODB_TARGET_PREFIX))
+        kind, throttle_code = self.server.state.admit(target, body)
         if kind == "throttle":
             self._send(throttled(throttle_code))
         elif kind == "error":
             self._send(internal_failure("because of an unknown error"))
-        elif kind == "conflict" and (conflict := conflicted(target, body)) is not None:
-            self._send(conflict)
-        elif kind == "delayed_ack" and target in WRITES:
+        elif kind == "conflict":
+            self._send(conflicted(target, body))
+        elif kind == "delayed_ack":
             answer = self._commit(target, body)
             with self.server.state.holding_ack():
                 time.sleep(ACK_DELAY_SECONDS)

@@ -7,6 +7,7 @@ or repeated sweeps are harmless: each run is ended by one conditional write, and
 message too many is a duplicate delivery, which the claim refuses.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
@@ -20,11 +21,20 @@ sweeper = build_sweeper()
 lost_messages = build_lost_message_sweeper()
 
 
+def _counted(job: Callable[[], int], name: str) -> int:
+    try:
+        return job()
+    except Exception:
+        logger.exception(f"the sweep failed at {name}; the next one tries again")
+        return 0
+
+
 @logger.inject_lambda_context
 @metrics_per_invocation
 @event_source(data_class=EventBridgeEvent)
 def handler(event: EventBridgeEvent, context: Any) -> dict[str, int]:
-    expired = sweeper.sweep()
-    requeued = lost_messages.sweep()
+    # Two jobs, each on its own: one failing must not keep the other from running.
+    expired = _counted(sweeper.sweep, "ending overdue waits")
+    requeued = _counted(lost_messages.sweep, "re-sending lost messages")
     logger.info("sweep done", extra={"expired": expired, "requeued": requeued, "scheduled_at": event.time})
     return {"expired": expired, "requeued": requeued}

@@ -613,3 +613,18 @@ def test_lapsed_leases_finds_running_runs_whose_lease_lapsed_in_the_window_and_n
     assert ("acme", lapsed.run_id) in found
     assert {("acme", r.run_id) for r in (live, ended, queued)}.isdisjoint(found)
     assert ("acme", lapsed.run_id) not in store.lapsed_leases(before=clock(), since=clock() - 30, limit=10)
+
+
+@pytest.mark.parametrize("stop", ["finish", "suspend"])
+def test_a_holder_can_write_nothing_once_its_run_has_ended_or_waits(store_and_clock, stop):
+    store, clock = store_and_clock
+    run = claimed(store, clock)
+    if stop == "finish":
+        store.finish("acme", run.run_id, RunStatus.SUCCEEDED, expected=RunStatus.RUNNING, end_seq=1,
+                     finished_at=clock(), usage=None, error=None, owner="w1")
+    else:
+        store.suspend("acme", run.run_id, first_seq=1, chunks=[RequiresActionChunk(actions=[], expires_at="x")],
+                      actions=[], action_expires_at=clock() + 60, usage=None, expires_at=int(clock()) + 600, owner="w1")
+    with pytest.raises(LeaseLostError):
+        store.append_chunk("acme", run.run_id, 2, TextChunk(text="late"), expires_at=int(clock()) + 600, owner="w1")
+    assert [c.seq for c in store.read_chunks("acme", run.run_id, after=0, consistent=True)] == [1]

@@ -113,8 +113,8 @@ def _is_conflict(error: ClientError) -> bool:
 
 def patiently(call: Callable[[], T]) -> T:
     """`call()`, tried again a few times, after a short random pause, while it meets a transaction
-    conflict: the run item is written by two threads of its worker (its heartbeat renews the lease
-    while its writer's chunk transactions check it) and by a cancel."""
+    conflict: the run item is written by its worker's heartbeat, its ending's transaction and a
+    cancel, and the fence by a take-over while a stale worker's chunk transaction checks it."""
     for attempt in range(CONFLICT_ATTEMPTS):
         try:
             return call()
@@ -411,6 +411,10 @@ class DynamoDBRunStore:
             self._transact([self._held_check(org_id, run_id, owner), put], fenced_item=0)
         return StoredChunk(seq=seq, chunk=chunk, written_at=written_at)
 
+    def _fence_removal(self, org_id: str, run_id: str) -> dict[str, Any]:
+        return {"Delete": {"TableName": self._table,
+                           "Key": {"pk": {"S": run_key(org_id, run_id)}, "sk": {"S": FENCE_SORT_KEY}}}}
+
     def _held_check(self, org_id: str, run_id: str, owner: str) -> dict[str, Any]:
         """The fence: a small item that names the run's holder (written with the run's lease, in the
         claim's transaction), so a chunk's condition check costs 2 WCU, not 2 per KB of the run's request."""
@@ -492,7 +496,9 @@ class DynamoDBRunStore:
                 "ExpressionAttributeValues": values,
             }
         }
-        self._transact([*puts, update], fenced_item=len(puts) if owner is not None else None)
+        # The run stops being held: its fence goes, so no write of its last holder can land after it.
+        self._transact([*puts, update, self._fence_removal(org_id, run_id)],
+                       fenced_item=len(puts) if owner is not None else None)
         return run.model_copy(update={"status": target, "finished_at": finished_at,
                                       "usage": usage if usage is not None else run.usage, "error": error,
                                       "action_expires_at": None, "expires_at": expires_at})
@@ -558,7 +564,7 @@ class DynamoDBRunStore:
             }
         }
         puts = self._chunk_puts(org_id, run_id, first_seq, chunks, expires_at, now)
-        self._transact([*puts, update])
+        self._transact([*puts, update, self._fence_removal(org_id, run_id)])
         run = self.get_run(org_id, run_id)
         if run is None:
             raise ConditionFailedError(f"run {run_id} vanished after it was suspended")

@@ -3,12 +3,13 @@
 A running run is held by one claim (`RunRecord.lease_owner`). The holder renews its lease every
 few seconds; if it dies, the lease lapses, its queue message reappears (it was kept invisible only
 a little ahead of each renewal), and the next worker takes the run over from its log. Every write
-the holder makes is conditional on still holding the run (fencing), so a worker that was frozen
-past its lease and wakes up writes nothing a reader sees.
+the holder makes that a reader sees is conditional on still holding the run (fencing), so a
+worker that was frozen past its lease and wakes up writes nothing a reader sees.
 
-The heartbeat costs no extra request: the writer checks for a cancel twice a second, and a renewal
-— one conditional UpdateItem that answers the status and the cancel flag — stands in for the check
-that follows it. It beats on a thread of its own, so nothing slow on the writer's thread (a write
+The periodic renewal costs no read: the writer checks for a cancel twice a second, and a renewal —
+one conditional UpdateItem that answers the status and the cancel flag — stands in for the check
+that follows it within half a second. A step's end adds one renewal (its usage, at once), and so
+does the confirmation before a conversation's turn is written. It beats on a thread of its own, so nothing slow on the writer's thread (a write
 retrying a throttle, a long tool) can make a live worker look dead.
 """
 

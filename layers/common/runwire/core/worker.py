@@ -345,12 +345,15 @@ class RunWorker:
     def _finish(
         self, run: RunRecord, writer: RunWriter, transcript: TranscriptBuilder, stop: Finished, keeper: LeaseKeeper
     ) -> None:
-        if stop.status is RunStatus.SUCCEEDED:
+        if stop.status is RunStatus.SUCCEEDED and self._remembers(run):
             # Before the end event: a client that starts its next turn on `end` must find this one.
-            # The turn's write is not fenced: first make sure no other worker holds the run.
-            keeper.confirm()
+            # The turn's write is not fenced: first make sure no other worker holds the run (a lost
+            # lease stops here; any other failure only costs the turn, and the fenced end decides).
             try:
+                keeper.confirm()
                 self._remember_turn(run, transcript.reply_text)
+            except LeaseLostError:
+                raise
             except Exception:
                 log.exception("could not save the turn to the conversation", extra={"run_id": run.run_id})
         log.info(
@@ -388,6 +391,9 @@ class RunWorker:
         # Only what came before this run: a run carried on after a wait sees the history it began
         # with, even if the conversation moved on meanwhile (the log is the source of truth).
         return [HistoryMessage(role=m.role, content=m.content) for m in recent if m.created_at < run.created_at]
+
+    def _remembers(self, run: RunRecord) -> bool:
+        return run.request.conversation_id is not None and self._conversations is not None
 
     def _remember_turn(self, run: RunRecord, reply: str) -> None:
         if run.request.conversation_id is None or self._conversations is None:
