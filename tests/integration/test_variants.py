@@ -59,6 +59,18 @@ def test_long_poll_with_nothing_new_answers_empty(stack, client):
     assert page["events"], "the second long poll should have carried the first event"
 
 
+def test_a_poll_past_the_end_of_a_finished_run_is_done_at_once(stack, client):
+    run = stack.start(client, "[[scripted tokens=3]]")
+    url = f"{stack.base_url}/v1/runs/{run['runId']}/events"
+    first = client.get(url, params={"after": 0, "wait": 15}, headers=stack.headers()).json()
+    while not first["done"]:
+        first = client.get(url, params={"after": first["lastSeq"], "wait": 15}, headers=stack.headers()).json()
+    again = client.get(url, params={"after": first["lastSeq"], "wait": 15}, headers=stack.headers())
+    page = again.json()
+    assert page["done"] and page["events"] == [] and page["status"] == "succeeded"
+    assert again.elapsed.total_seconds() < 15, "a finished run has nothing more to wait for"
+
+
 def test_long_poll_wait_above_20_is_400(stack, client):
     run = stack.start(client, "[[scripted tokens=1]]")
     response = client.get(f"{stack.base_url}/v1/runs/{run['runId']}/events", params={"wait": 21}, headers=stack.headers())

@@ -220,8 +220,10 @@ class RunService:
         return latest[0]
 
     def wait_for_events(self, caller: Caller, run_id: str, *, after: int, timeout: float) -> RunSnapshot:
-        """The events after `after` as soon as there is one, or none when `timeout` runs out."""
-        self.get(caller, run_id)
+        """The events after `after` as soon as there is one, or none when `timeout` runs out; at once
+        for a finished run (nothing more will come)."""
+        if self.get(caller, run_id).status.is_terminal:
+            return self.snapshot(caller, run_id, after=after)
         found: list[StoredChunk] = []
 
         def arrived() -> bool:

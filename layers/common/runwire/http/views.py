@@ -139,7 +139,7 @@ class EventsPage(WireModel):
     last_seq: int
     """Pass as `after` on the next poll."""
     done: bool
-    """True once the end event has been delivered: stop polling."""
+    """True once the end event has been delivered (in this page, or before `after`): stop polling."""
 
     @classmethod
     def of(cls, run: RunRecord, chunks: list[StoredChunk], after: int) -> EventsPage:
@@ -148,7 +148,7 @@ class EventsPage(WireModel):
             status=run.status,
             events=[EventView.of(c) for c in chunks],
             last_seq=chunks[-1].seq if chunks else after,
-            done=any(isinstance(c.chunk, EndChunk) for c in chunks),
+            done=any(isinstance(c.chunk, EndChunk) for c in chunks) or (run.status.is_terminal and not chunks),
         )
 
 
