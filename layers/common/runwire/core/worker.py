@@ -123,8 +123,8 @@ class RunWorker:
         now = self._clock()
         lease = self._policy.lease.new_lease(now)
         try:
-            # Claim first: the conditional update returns the run, so the common case costs one
-            # request; the run is read only when the claim loses.
+            # Claim first (the run's lease and its fence in one transaction, then the run read back);
+            # only a claim that loses reads the run again, to see whether its lease has lapsed.
             claimed = self._store.claim(message.org_id, message.run_id, lease=lease, now=now,
                                         expires_at=self._policy.claimed_expiry(now))
         except ConditionFailedError:
