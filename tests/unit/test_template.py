@@ -287,3 +287,11 @@ def test_the_sweep_judges_a_lost_message_by_the_workers_own_lease_settings(templ
         assert {"LEASE_SECONDS", "MESSAGE_VISIBILITY_SECONDS"} <= shared.keys() and not own.keys() & {
             "LEASE_SECONDS", "MESSAGE_VISIBILITY_SECONDS"}, "one place for the lease's settings"
     assert resources["SweepFunction"]["Properties"]["Environment"]["Variables"]["RUN_QUEUE_URL"] == {"Ref": "RunQueue"}
+
+
+def test_the_worker_may_do_every_item_write_its_transactions_hold(translated: dict) -> None:
+    # TransactWriteItems is authorized item by item: the claim Puts the fence, a chunk write checks it,
+    # an ending Deletes it (DynamoDBRunStore._hand_to, _held_check, finish/suspend).
+    statements = _statements(translated, "WorkerFunction")
+    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem"):
+        assert [s for s in statements if _allows(s, action) and s["Resource"] == {"Fn::GetAtt": ["RunsTable", "Arn"]}], action

@@ -496,9 +496,10 @@ class DynamoDBRunStore:
                 "ExpressionAttributeValues": values,
             }
         }
-        # The run stops being held: its fence goes, so no write of its last holder can land after it.
-        self._transact([*puts, update, self._fence_removal(org_id, run_id)],
-                       fenced_item=len(puts) if owner is not None else None)
+        # A holder's end takes its fence with it, so none of its writes can land after. A run that no
+        # worker holds (queued, or waiting: its suspend took the fence) has none to take.
+        fence = [self._fence_removal(org_id, run_id)] if owner is not None else []
+        self._transact([*puts, update, *fence], fenced_item=len(puts) if owner is not None else None)
         return run.model_copy(update={"status": target, "finished_at": finished_at,
                                       "usage": usage if usage is not None else run.usage, "error": error,
                                       "action_expires_at": None, "expires_at": expires_at})
