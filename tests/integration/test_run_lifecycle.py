@@ -35,6 +35,7 @@ def test_cancel_closes_a_running_run_with_its_terminal_events(stack, client):
     assert response.status_code == 200
     events = read_events(client, f"{stack.base_url}/v1/runs/{run['runId']}/stream", stack.headers())
     assert events[-1].event == "end"
+    assert json.loads(events[-1].data) == {"status": "cancelled"}  # a stream-only client can tell
     assert json.loads(events[-2].data)["type"] == "usage"
     view = wait_for_status(stack, client, run["runId"], {"cancelled"})
     assert 0 < len(view["output"]) < len("".join(f" {n}" for n in range(1, 2001)))
@@ -56,6 +57,7 @@ def test_a_run_past_max_run_seconds_ends_expired_with_an_error_chunk(stack, clie
     assert data[0]["type"] == "error" and data[0]["code"] == "run_timed_out"
     assert str(MAX_RUN_SECONDS) in data[0]["message"]
     assert events[-1].event == "end"
+    assert json.loads(events[-1].data) == {"status": "expired"}
     assert wait_for_status(stack, client, run["runId"], {"expired"})["error"]["code"] == "run_timed_out"
 
 

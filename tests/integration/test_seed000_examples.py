@@ -36,6 +36,6 @@ def test_seed000_curl_example_streams_data_events_then_end(stack, tmp_path):
     assert blocks[0].splitlines()[1] == "event: data"
     assert '"type":"text"' in blocks[0]
     assert blocks[-2].splitlines()[2].startswith('data: {"type":"usage"')
-    assert blocks[-1].splitlines()[1:] == ["event: end", "data: {}"]
+    assert blocks[-1].splitlines()[1:] == ["event: end", 'data: {"status":"succeeded"}']
     ids = [int(b.splitlines()[0][4:]) for b in blocks]
     assert ids == list(range(1, len(blocks) + 1))

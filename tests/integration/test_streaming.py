@@ -64,7 +64,7 @@ def test_several_readers_each_get_every_event(stack, client):
     for t in threads:
         t.join(timeout=30)
     assert len(results) == 3 and results[0] == results[1] == results[2]
-    assert results[0][-1].endswith(":{}")
+    assert results[0][-1].endswith(':{"status":"succeeded"}')
 
 
 def test_poll_endpoint_pages_through_every_event(stack, client):
@@ -79,7 +79,7 @@ def test_poll_endpoint_pages_through_every_event(stack, client):
         threading.Event().wait(0.05)
     assert done
     assert [e["seq"] for e in seen] == list(range(1, len(seen) + 1))
-    assert seen[-1] == {"seq": len(seen), "event": "end", "data": {}}
+    assert seen[-1] == {"seq": len(seen), "event": "end", "data": {"status": "succeeded"}}
     assert seen[-2]["data"]["type"] == "usage"
 
 

@@ -49,7 +49,11 @@ def test_event_id_with_newline_is_refused():
         ),
         (
             StoredChunk(seq=4, chunk=EndChunk(status=RunStatus.SUCCEEDED), written_at=0),
-            b"id: 4\nevent: end\ndata: {}\n\n",
+            b'id: 4\nevent: end\ndata: {"status":"succeeded"}\n\n',
+        ),
+        (
+            StoredChunk(seq=6, chunk=EndChunk(status=RunStatus.CANCELLED), written_at=0),
+            b'id: 6\nevent: end\ndata: {"status":"cancelled"}\n\n',
         ),
         (
             StoredChunk(seq=5, chunk=TextChunk(text="two\nlines"), written_at=0),

@@ -339,7 +339,7 @@ class ErrorChunk(WireModel):
 
 
 class EndChunk(WireModel):
-    """The terminal marker. Seed 000 renders it as `event: end` / `data: {}`."""
+    """The terminal marker, rendered as `event: end` / `data: {"status": …}` in the native format."""
 
     type: Literal["end"] = "end"
     status: RunStatus

@@ -24,6 +24,7 @@ from ..core.models import (
     WireModel,
 )
 from ..core.run_service import RunSnapshot
+from ..formats.runwire_events import end_data
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -128,7 +129,7 @@ class EventView(WireModel):
     @classmethod
     def of(cls, stored: StoredChunk) -> EventView:
         if isinstance(stored.chunk, EndChunk):
-            return cls(seq=stored.seq, event="end", data={})
+            return cls(seq=stored.seq, event="end", data=end_data(stored.chunk))
         return cls(seq=stored.seq, event="data", data=stored.chunk.model_dump(by_alias=True, mode="json"))
 
 
