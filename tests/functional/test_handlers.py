@@ -116,7 +116,7 @@ async def test_stream_app_serves_the_sample_function_url_request_from_last_event
     assert response.headers["content-type"].startswith("text/event-stream")
     blocks = [b for b in response.text.split("\n\n") if b]
     assert blocks[0].startswith("id: 3\n")
-    assert blocks[-1] == f"id: {2 + len(blocks)}\nevent: end\ndata: {{}}"
+    assert blocks[-1] == f"id: {2 + len(blocks)}\nevent: end\ndata: {{\"status\":\"succeeded\"}}"
 
 
 @pytest.fixture
