@@ -8,6 +8,7 @@ import pytest
 
 from runwire.adapters.dynamodb_conversations import DynamoDBConversationStore
 from runwire.adapters.memory import InMemoryConversationStore
+from runwire.errors import ConditionFailedError
 
 from .test_run_store_contract import FakeClock
 
@@ -45,7 +46,7 @@ def test_conversations_are_per_org(store_and_clock):
     store, clock = store_and_clock
     conversation = "c-" + uuid.uuid4().hex
     store.append_turn("acme", conversation, run_id="run_1", at=clock.now, user="q", assistant="a")
-    store.set_active_run("acme", conversation, "run_1", expires_at=int(clock.now) + 60)
+    store.replace_active_run("acme", conversation, "run_1", expected=None, expires_at=int(clock.now) + 60)
     assert store.recent_messages("other", conversation, limit=20) == []
     assert store.active_run("other", conversation) is None
 
@@ -54,7 +55,7 @@ def test_expired_messages_and_active_run_read_as_gone(store_and_clock):
     store, clock = store_and_clock
     conversation = "c-" + uuid.uuid4().hex
     store.append_turn("acme", conversation, run_id="run_1", at=clock.now, user="q", assistant="a")
-    store.set_active_run("acme", conversation, "run_1", expires_at=int(clock.now) + 60)
+    store.replace_active_run("acme", conversation, "run_1", expected=None, expires_at=int(clock.now) + 60)
     assert store.active_run("acme", conversation) == "run_1"
     clock.now += 2000
     assert store.recent_messages("acme", conversation, limit=20) == []
@@ -64,6 +65,28 @@ def test_expired_messages_and_active_run_read_as_gone(store_and_clock):
 def test_active_run_is_the_latest_set(store_and_clock):
     store, clock = store_and_clock
     conversation = "c-" + uuid.uuid4().hex
-    store.set_active_run("acme", conversation, "run_1", expires_at=int(clock.now) + 60)
-    store.set_active_run("acme", conversation, "run_2", expires_at=int(clock.now) + 60)
+    store.replace_active_run("acme", conversation, "run_1", expected=None, expires_at=int(clock.now) + 60)
+    store.replace_active_run("acme", conversation, "run_2", expected="run_1", expires_at=int(clock.now) + 60)
+    assert store.active_run("acme", conversation) == "run_2"
+
+
+def test_the_pointer_moves_only_from_where_it_was_read(store_and_clock):
+    """Two starts that both read the conversation free (or pointing at the same run): one wins."""
+    store, clock = store_and_clock
+    conversation = "c-" + uuid.uuid4().hex
+    store.replace_active_run("acme", conversation, "run_1", expected=None, expires_at=int(clock.now) + 60)
+    with pytest.raises(ConditionFailedError):
+        store.replace_active_run("acme", conversation, "run_x", expected=None, expires_at=int(clock.now) + 60)
+    store.replace_active_run("acme", conversation, "run_2", expected="run_1", expires_at=int(clock.now) + 60)
+    with pytest.raises(ConditionFailedError):
+        store.replace_active_run("acme", conversation, "run_y", expected="run_1", expires_at=int(clock.now) + 60)
+    assert store.active_run("acme", conversation) == "run_2"
+
+
+def test_an_expired_pointer_counts_as_free(store_and_clock):
+    store, clock = store_and_clock
+    conversation = "c-" + uuid.uuid4().hex
+    store.replace_active_run("acme", conversation, "run_1", expected=None, expires_at=int(clock.now) + 60)
+    clock.now += 61
+    store.replace_active_run("acme", conversation, "run_2", expected=None, expires_at=int(clock.now) + 60)
     assert store.active_run("acme", conversation) == "run_2"

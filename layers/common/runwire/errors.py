@@ -66,6 +66,12 @@ class NotWaitingError(RunConflictError):
     code = "not_waiting"
 
 
+class ConversationBusyError(RunConflictError):
+    """A run started on a conversation whose run is still active, with `multitaskStrategy` `reject`."""
+
+    code = "conversation_busy"
+
+
 class RunFailedError(RunwireError):
     """A sync call's run ended without an answer; `code` is the run's own error code."""
 

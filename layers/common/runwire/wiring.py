@@ -125,7 +125,8 @@ def run_service(settings: Settings, store: DynamoDBRunStore | None = None) -> Ru
         store or run_store(settings),
         SQSRunQueue(aws_client(settings, "sqs"), settings.run_queue_url),
         agent_catalog(settings),
-        RunServicePolicy(retention_seconds=settings.stream_retention_seconds),
+        RunServicePolicy(retention_seconds=settings.stream_retention_seconds,
+                         queued_run_horizon_seconds=worker_policy(settings).claimed_expiry(0)),
         time.time,
         conversations=conversation_store(settings),
         metrics=run_metrics(settings),
@@ -193,6 +194,7 @@ def build_worker(settings: Settings | None = None) -> RunWorker:
         worker_policy(settings),
         time.time,
         conversations=conversation_store(settings),
+        queue=SQSRunQueue(aws_client(settings, "sqs"), settings.run_queue_url),
     )
 
 

@@ -201,6 +201,8 @@ def _encode_run(run: RunRecord) -> dict[str, Any]:
         item["takeovers"] = _number(run.takeovers)
     if run.live_usage is not None:
         item["liveUsage"] = {"S": run.live_usage.model_dump_json(by_alias=True)}
+    if run.after_run_id is not None:
+        item["afterRunId"] = {"S": run.after_run_id}
     return item
 
 
@@ -230,6 +232,7 @@ def _decode_run(item: dict[str, Any]) -> RunRecord:
         attempts=int(item["attempts"]["N"]) if "attempts" in item else 0,
         takeovers=int(item["takeovers"]["N"]) if "takeovers" in item else 0,
         live_usage=Usage.model_validate_json(item["liveUsage"]["S"]) if "liveUsage" in item else None,
+        after_run_id=item["afterRunId"]["S"] if "afterRunId" in item else None,
     )
 
 

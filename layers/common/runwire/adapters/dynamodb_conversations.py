@@ -85,7 +85,13 @@ class DynamoDBConversationStore:
                 response = self._client.batch_write_item(RequestItems=unprocessed)
                 unprocessed = response.get("UnprocessedItems", {})
 
-    def set_active_run(self, org_id: str, conversation_id: str, run_id: str, *, expires_at: int) -> None:
+    def replace_active_run(
+        self, org_id: str, conversation_id: str, run_id: str, *, expected: str | None, expires_at: int
+    ) -> None:
+        if expected is None:  # no pointer, or one that has expired (TTL deletes it late)
+            condition, values = "attribute_not_exists(pk) OR expiresAt <= :now", {":now": {"N": str(int(self._clock()))}}
+        else:
+            condition, values = "runId = :expected", {":expected": {"S": expected}}
         with map_storage_errors():
             self._client.put_item(
                 TableName=self._table,
@@ -95,6 +101,8 @@ class DynamoDBConversationStore:
                     "runId": {"S": run_id},
                     "expiresAt": {"N": str(expires_at)},
                 },
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
             )
 
     def active_run(self, org_id: str, conversation_id: str) -> str | None:

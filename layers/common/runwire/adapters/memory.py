@@ -295,13 +295,16 @@ class InMemoryRunStore:
 class InMemoryRunQueue:
     def __init__(self) -> None:
         self.messages: list[RunMessage] = []
+        self.delays: list[int] = []
+        """Each message's `delay_seconds`, in order (a test's worker decides when to deliver it)."""
         self.fail_next = False
 
-    def enqueue(self, message: RunMessage) -> None:
+    def enqueue(self, message: RunMessage, *, delay_seconds: int = 0) -> None:
         if self.fail_next:
             self.fail_next = False
             raise QueueUnavailableError("the run queue is unavailable")
         self.messages.append(message)
+        self.delays.append(delay_seconds)
 
 
 class InMemoryConversationStore:
@@ -329,8 +332,15 @@ class InMemoryConversationStore:
                 message = ConversationMessage(role=role, content=content, run_id=run_id, created_at=at)  # type: ignore[arg-type]
                 stored[(int(at * 1000), run_id, index)] = (message, expires)
 
-    def set_active_run(self, org_id: str, conversation_id: str, run_id: str, *, expires_at: int) -> None:
+    def replace_active_run(
+        self, org_id: str, conversation_id: str, run_id: str, *, expected: str | None, expires_at: int
+    ) -> None:
         with self._lock:
+            entry = self._active.get((org_id, conversation_id))
+            live = entry if entry is not None and entry[1] > self._clock() else None
+            current = live[0] if live else None
+            if (expected is None and current is not None) or (expected is not None and (entry is None or entry[0] != expected)):
+                raise ConditionFailedError(f"conversation {conversation_id} points at {current!r}, not {expected!r}")
             self._active[(org_id, conversation_id)] = (run_id, expires_at)
 
     def active_run(self, org_id: str, conversation_id: str) -> str | None:

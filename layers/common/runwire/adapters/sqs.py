@@ -18,9 +18,10 @@ class SQSRunQueue:
         self._client = client
         self._queue_url = queue_url
 
-    def enqueue(self, message: RunMessage) -> None:
+    def enqueue(self, message: RunMessage, *, delay_seconds: int = 0) -> None:
         try:
-            self._client.send_message(QueueUrl=self._queue_url, MessageBody=message.model_dump_json(by_alias=True))
+            self._client.send_message(QueueUrl=self._queue_url, MessageBody=message.model_dump_json(by_alias=True, exclude_none=True),
+                                      DelaySeconds=delay_seconds)
         except (ClientError, BotoCoreError) as exc:
             raise QueueUnavailableError("the run queue did not accept the run; try again") from exc
 

@@ -101,6 +101,12 @@ class ImageInput(WireModel):
         return self
 
 
+MultitaskStrategy = Literal["reject", "enqueue", "interrupt"]
+"""What a run started on a conversation does when another run of it is still active (LangGraph's
+multitask strategies): `reject` it (409), `enqueue` it behind the active one, or `interrupt` the
+active one (cancel it, keep what it wrote) and then run."""
+
+
 class RunRequest(WireModel):
     task: Annotated[str, Field(min_length=1, max_length=100_000)]
     agent_role: Annotated[str, Field(min_length=1, max_length=64)] = "chat"
@@ -116,11 +122,15 @@ class RunRequest(WireModel):
     available_tools: list[StrictStr] | None = Field(default=None, max_length=128)
     files: list[FileReference] | None = Field(default=None, max_length=20)
     images: list[ImageInput] | None = Field(default=None, max_length=20)
+    multitask_strategy: MultitaskStrategy | None = None
+    """With `conversationId`: what happens when the conversation has an active run (default `reject`)."""
 
     @model_validator(mode="after")
     def _task_not_blank(self) -> RunRequest:
         if not self.task.strip():
             raise ValueError("'task' must not be blank")
+        if self.multitask_strategy is not None and self.conversation_id is None:
+            raise ValueError("'multitaskStrategy' applies to runs on a conversation: name a 'conversationId'")
         names = [tool.name for tool in self.client_mcp_tools or []]
         if len(names) != len(set(names)):
             raise ValueError("'clientMcpTools' names must be unique")
@@ -243,6 +253,9 @@ class RunRecord(WireModel):
     """How many times a worker claimed the run (a wait's resumption and a take-over each count)."""
     takeovers: StrictInt = 0
     """Take-overs since the run's last fresh claim: workers that died on this stretch of work."""
+    after_run_id: Identifier | None = None
+    """The conversation's run this one was queued behind (`multitaskStrategy` `enqueue` or
+    `interrupt`): it starts once that run, and any it waited for, no longer runs."""
     live_usage: Usage | None = None
     """The running worker's usage so far (all steps, the one in progress included), renewed with its
     lease: what a take-over knows of the tokens a dead worker used beyond what its log records."""
@@ -379,6 +392,8 @@ class RunMessage(WireModel):
 
     run_id: Identifier
     org_id: Identifier
+    after_run_id: Identifier | None = None
+    """Set when the run waits behind another run of its conversation (the worker checks before claiming)."""
 
 
 class ConversationMessage(WireModel):

@@ -145,16 +145,21 @@ class ConversationStore(Protocol):
     ) -> None:
         """Persist one turn (the user's message and the assistant's reply). Idempotent per run."""
 
-    def set_active_run(self, org_id: str, conversation_id: str, run_id: str, *, expires_at: int) -> None:
-        """Remember the run now answering in this conversation (for stream resume)."""
-
     def active_run(self, org_id: str, conversation_id: str) -> str | None:
         """The conversation's latest run id, or None."""
 
+    def replace_active_run(
+        self, org_id: str, conversation_id: str, run_id: str, *, expected: str | None, expires_at: int
+    ) -> None:
+        """Remember the run now answering in this conversation (for stream resume and double-texting),
+        only if the conversation still points at `expected` (None: at no live run); else
+        ConditionFailedError. What lets two starts on one conversation not both find it free."""
+
 
 class RunQueue(Protocol):
-    def enqueue(self, message: RunMessage) -> None:
-        """Hand the run to the workers; QueueUnavailableError when that fails."""
+    def enqueue(self, message: RunMessage, *, delay_seconds: int = 0) -> None:
+        """Hand the run to the workers (after `delay_seconds`, at most 900); QueueUnavailableError
+        when that fails."""
 
 
 class Delivery(Protocol):

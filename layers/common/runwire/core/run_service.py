@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..errors import (
     ConditionFailedError,
+    ConversationBusyError,
     InvalidRequestError,
     QueueUnavailableError,
     RequestTooLargeError,
@@ -36,6 +37,7 @@ from .models import (
     TextChunk,
 )
 from .ports import Clock, ConversationStore, RunQueue, RunStore
+from .runs import holds_conversation
 
 log = logging.getLogger("runwire.api")
 
@@ -51,6 +53,13 @@ class RunServicePolicy:
     first_poll_seconds: float = 0.05
     max_poll_seconds: float = 0.5
     """Waiting (sync runs, long polls) re-reads the store with backoff between these bounds."""
+    queued_run_horizon_seconds: float = 0.0
+    """How long after its own expiry a queued run may still be claimed, worked on and read (the
+    worker's `claimed_expiry(0)`): a run queued behind another lives at least that long after it."""
+
+
+CONVERSATION_RACE_ATTEMPTS = 5
+"""Starts on one conversation that keep losing the race for its pointer give up after this many."""
 
 
 @dataclass(frozen=True)
@@ -145,11 +154,12 @@ class RunService:
         )
         if request.conversation_id is not None and self._conversations is not None:
             # First: if anything after fails, a pointer to a run that never was is harmless (resume
-            # answers 204), while a stored run that nobody queued would not be.
-            self._conversations.set_active_run(run.org_id, request.conversation_id, run.run_id, expires_at=run.expires_at)
+            # answers 204, the next start finds no run there), while a stored run that nobody queued
+            # would not be.
+            run = self._take_conversation(caller, run, request.conversation_id)
         self._store.create_run(run)
         try:
-            self._queue.enqueue(RunMessage(run_id=run.run_id, org_id=run.org_id))
+            self._queue.enqueue(RunMessage(run_id=run.run_id, org_id=run.org_id, after_run_id=run.after_run_id))
         except QueueUnavailableError:
             # Nothing half-written: a run nobody will ever work on must not be readable.
             self._store.delete_run(run.org_id, run.run_id)
@@ -157,6 +167,54 @@ class RunService:
         log.info("run queued for agent %s", agent.agent_id, extra={"run_id": run.run_id, "org_id": run.org_id})
         self._metrics.run_started(agent.agent_id)
         return run
+
+    def _take_conversation(self, caller: Caller, run: RunRecord, conversation_id: str) -> RunRecord:
+        """Point the conversation at the new run, following its `multitaskStrategy` when a run of it
+        is still active: `reject` (ConversationBusyError), `enqueue` (the new run waits behind it) or
+        `interrupt` (cancel it, and any run it waits behind, then wait for it to end). A run already
+        being cancelled is waited for whatever the strategy. The pointer is swapped only if it still
+        points where it was read, so two starts on one conversation cannot both find it free."""
+        assert self._conversations is not None
+        strategy = run.request.multitask_strategy or "reject"
+        for _ in range(CONVERSATION_RACE_ATTEMPTS):
+            current_id = self._conversations.active_run(caller.org_id, conversation_id)
+            current = self._store.get_run(caller.org_id, current_id) if current_id else None
+            behind = None
+            if current is not None and holds_conversation(current):
+                if not current.cancel_requested and strategy == "reject":
+                    raise ConversationBusyError(
+                        f"conversation {conversation_id!r} has an active run ({current.run_id}, "
+                        f"{current.status.value}); wait for it to end, cancel it, or send "
+                        "'multitaskStrategy': 'enqueue' or 'interrupt'",
+                        details={"activeRunId": current.run_id},
+                    )
+                if strategy == "interrupt":
+                    self._interrupt(caller, current)
+                behind = current
+            candidate = run if behind is None else run.model_copy(update={
+                "after_run_id": behind.run_id,
+                "expires_at": max(run.expires_at, behind.expires_at + int(self._policy.queued_run_horizon_seconds)),
+            })
+            try:
+                self._conversations.replace_active_run(caller.org_id, conversation_id, run.run_id,
+                                                       expected=current_id, expires_at=candidate.expires_at)
+                return candidate
+            except ConditionFailedError:
+                continue  # another start on this conversation got there first: look again
+        raise ConversationBusyError(f"conversation {conversation_id!r} is being started on by other requests; try again")
+
+    def _interrupt(self, caller: Caller, run: RunRecord) -> None:
+        """Cancel `run` and the runs it waits behind (an `enqueue` chain), keeping what they wrote."""
+        seen: set[str] = set()
+        current: RunRecord | None = run
+        while current is not None and current.run_id not in seen and holds_conversation(current):
+            seen.add(current.run_id)
+            try:
+                self.cancel(caller, current.run_id)
+                log.info("run interrupted by a new run on its conversation", extra={"run_id": current.run_id})
+            except (RunConflictError, RunNotFoundError):
+                pass  # it ended meanwhile
+            current = self._store.get_run(caller.org_id, current.after_run_id) if current.after_run_id else None
 
     def get(self, caller: Caller, run_id: str) -> RunRecord:
         if not _IDENTIFIER.match(run_id):

@@ -16,7 +16,7 @@ workers, a worker and a cancel, or two answers can never both win.
 
 from __future__ import annotations
 
-from .models import RunStatus
+from .models import RunRecord, RunStatus
 
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.RUNNING: frozenset({RunStatus.QUEUED}),
@@ -37,3 +37,9 @@ def allowed_sources(target: RunStatus) -> frozenset[RunStatus]:
 
 def can_transition(source: RunStatus, target: RunStatus) -> bool:
     return source in allowed_sources(target)
+
+
+def holds_conversation(run: RunRecord) -> bool:
+    """A queued or running run holds its conversation: a run started on it meanwhile follows its
+    `multitaskStrategy`. A run waiting for its client does not (its answer may come much later)."""
+    return run.status in (RunStatus.QUEUED, RunStatus.RUNNING)

@@ -37,11 +37,13 @@ from .models import (
     RunMessage,
     RunRecord,
     RunStatus,
+    TextChunk,
     ToolName,
     Usage,
 )
-from .ports import Clock, ConversationStore, Delivery, ModelProvider, RunStore, ToolSpec
+from .ports import Clock, ConversationStore, Delivery, ModelProvider, RunQueue, RunStore, ToolSpec
 from .run_writer import AgentDone, Finished, RunWriter, Superseded, Suspend, timed_out
+from .runs import holds_conversation
 from .stepper import ModelRetryPolicy, RunTools, Stepper, model_request
 from .tools import ToolRegistry
 from .transcript import TokenUsage, TranscriptBuilder, rebuild
@@ -69,6 +71,9 @@ class WorkerPolicy:
     could shorten that (`lease.message_visibility_seconds`) — the longest a take-over can wait."""
     action_timeout_seconds: float = 3600.0
     """How long a run may wait for its client (client tool outputs, approvals) before it expires."""
+    queued_behind_poll_seconds: int = 2
+    """A run queued behind another run of its conversation is looked at again this often (its
+    message comes back after this delay) until that run no longer holds the conversation."""
     lease: LeasePolicy = field(default_factory=LeasePolicy)
     model_retries: ModelRetryPolicy = field(default_factory=ModelRetryPolicy)
     coalescing: CoalescingPolicy = field(default_factory=CoalescingPolicy)
@@ -91,6 +96,8 @@ class Outcome(enum.StrEnum):
     """Taken over from a worker whose lease lapsed, and carried on (or ended, after MAX_ATTEMPTS)."""
     SUPERSEDED = "superseded"
     """This worker's lease lapsed and another took the run over: it stopped without writing."""
+    DEFERRED = "deferred"
+    """The run waits behind another run of its conversation: its message comes back later."""
 
 
 class RunWorker:
@@ -104,7 +111,9 @@ class RunWorker:
         clock: Clock,
         conversations: ConversationStore | None = None,
         metrics: RunMetrics | None = None,
+        queue: RunQueue | None = None,
     ) -> None:
+        self._queue = queue
         self._conversations = conversations
         self._metrics = metrics or NullMetrics()
         self._store = store
@@ -120,6 +129,14 @@ class RunWorker:
         workers while this one works (so that when it dies, another takes the run over soon)."""
         if delivery is not None:
             delivery.keep_invisible(self._policy.lease.message_visibility_seconds)
+        if message.after_run_id is not None and self._queue is not None:
+            ahead = self._run_ahead(message)
+            if ahead is not None:
+                # A new message rather than this one made invisible: waiting must not count towards
+                # the queue's maxReceiveCount. Sent before this one is deleted, so none is lost.
+                self._queue.enqueue(message, delay_seconds=self._policy.queued_behind_poll_seconds)
+                log.info("run waits behind %s (%s)", ahead.run_id, ahead.status.value, extra={"run_id": message.run_id})
+                return Outcome.DEFERRED
         now = self._clock()
         lease = self._policy.lease.new_lease(now)
         try:
@@ -131,6 +148,25 @@ class RunWorker:
             return self._claim_lost(message, lease, delivery)
         log.info("claimed run; starting agent %s", claimed.agent_id, extra={"run_id": claimed.run_id})
         return self._execute(claimed, lease, delivery, recovered=False)
+
+    def _run_ahead(self, message: RunMessage) -> RunRecord | None:
+        """The run of its conversation this queued run still waits behind, if any: the one it was
+        queued behind, or, when that one was cancelled before it started, the one that one waited for."""
+        run = self._store.get_run(message.org_id, message.run_id)
+        if run is None or run.status is not RunStatus.QUEUED:
+            return None  # gone, cancelled, or already claimed: the claim decides
+        ahead_id, seen = run.after_run_id, {run.run_id}
+        while ahead_id is not None and ahead_id not in seen:
+            seen.add(ahead_id)
+            ahead = self._store.get_run(message.org_id, ahead_id)
+            if ahead is None:
+                return None
+            if holds_conversation(ahead):
+                return ahead
+            if ahead.started_at is not None:
+                return None  # it started, so what it waited for had ended
+            ahead_id = ahead.after_run_id
+        return None
 
     def _claim_lost(self, message: RunMessage, lease: Lease, delivery: Delivery | None) -> Outcome:
         run = self._store.get_run(message.org_id, message.run_id)
@@ -338,20 +374,27 @@ class RunWorker:
             usage=usage_of(usage), action_expires_at=action_expires_at, expires_at=expires_at, owner=owner,
         )
         if run.request.conversation_id is not None and self._conversations is not None:
-            # A follow-up turn of the conversation finds the waiting run (seed 001's approval flow).
-            self._conversations.set_active_run(run.org_id, run.request.conversation_id, run.run_id, expires_at=expires_at)
+            # A follow-up turn of the conversation finds the waiting run (seed 001's approval flow),
+            # unless a newer run took the conversation meanwhile (a waiting run does not hold it).
+            try:
+                self._conversations.replace_active_run(run.org_id, run.request.conversation_id, run.run_id,
+                                                       expected=run.run_id, expires_at=expires_at)
+            except ConditionFailedError:
+                log.info("the conversation moved on to a newer run", extra={"run_id": run.run_id})
         log.info("run waits for its client: %d action(s)", len(stop.actions), extra={"run_id": run.run_id})
 
     def _finish(
         self, run: RunRecord, writer: RunWriter, transcript: TranscriptBuilder, stop: Finished, keeper: LeaseKeeper
     ) -> None:
-        if stop.status is RunStatus.SUCCEEDED and self._remembers(run):
+        if self._remembers(run) and stop.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
             # Before the end event: a client that starts its next turn on `end` must find this one.
             # The turn's write is not fenced: first make sure no other worker holds the run (a lost
             # lease stops here; any other failure only costs the turn, and the fenced end decides).
             try:
                 keeper.confirm()
-                self._remember_turn(run, transcript.reply_text)
+                reply = transcript.reply_text if stop.status is RunStatus.SUCCEEDED else self._logged_text(run)
+                if reply:
+                    self._remember_turn(run, reply)
             except LeaseLostError:
                 raise
             except Exception:
@@ -391,6 +434,13 @@ class RunWorker:
         # Only what came before this run: a run carried on after a wait sees the history it began
         # with, even if the conversation moved on meanwhile (the log is the source of truth).
         return [HistoryMessage(role=m.role, content=m.content) for m in recent if m.created_at < run.created_at]
+
+    def _logged_text(self, run: RunRecord) -> str:
+        """A cancelled (or interrupted) run's answer as far as its readers saw it: the text in its log
+        (the model may have streamed a little more that was never written). Remembered, as chat apps
+        keep a stopped reply, so the conversation's next run sees what its user saw."""
+        stored = self._store.read_chunks(run.org_id, run.run_id, after=0, limit=100_000, consistent=True)
+        return "".join(c.chunk.text for c in stored if isinstance(c.chunk, TextChunk))
 
     def _remembers(self, run: RunRecord) -> bool:
         return run.request.conversation_id is not None and self._conversations is not None
