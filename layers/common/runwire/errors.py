@@ -148,3 +148,21 @@ class ModelRequestRejectedError(ModelError):
 # --- tools ------------------------------------------------------------------------------------
 class ToolError(RunwireError):
     code = "tool_error"
+
+
+# --- listings and conversations ---------------------------------------------------------------
+class InvalidCursorError(InvalidRequestError):
+    """A listing's `cursor` that this listing did not hand out: malformed, altered, or from another
+    org or filter."""
+
+    code = "invalid_cursor"
+
+
+class ConversationNotFoundError(NotFoundError):
+    code = "conversation_not_found"
+
+
+class ConversationBusyError(RunConflictError):
+    """The conversation's run is still going: deleting its messages now would lose the turn it writes."""
+
+    code = "conversation_busy"
