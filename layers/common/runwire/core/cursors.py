@@ -25,7 +25,12 @@ def _encode(raw: bytes) -> str:
 
 
 def _decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # The decoder ignores a last character's spare bits and skips stray characters: only the one
+    # canonical spelling is accepted, so no altered cursor opens.
+    if _encode(raw) != text:
+        raise ValueError("not canonical base64url")
+    return raw
 
 
 class CursorSealer:
