@@ -197,3 +197,22 @@ def test_deleting_an_unknown_or_foreign_conversation_deletes_nothing(stores):
     assert len(conversations.recent_messages(org, "c-1", limit=50)) == 2
     assert conversations.delete_conversation(org, "c-1") is True
     assert conversations.delete_conversation(org, "c-1") is False
+
+
+def test_a_filtered_page_that_reads_past_its_bound_ends_early_with_a_cursor_that_goes_on(
+    local_resources, dynamodb_client, monkeypatch
+):
+    # DynamoDB's adapter only: a rare status must cost several requests, not one that reads an org's
+    # whole index. The fake reads no index, so it has no such bound.
+    from runwire.adapters import dynamodb
+
+    monkeypatch.setattr(dynamodb, "MAX_LISTING_READS", 8)
+    clock = FakeClock()
+    store = DynamoDBRunStore(dynamodb_client, local_resources.table_name, clock)
+    org = new_org()
+    wanted = create_runs(store, clock, org, 1, status=RunStatus.SUCCEEDED)
+    create_runs(store, clock, org, 20)
+    first = store.list_runs(org, limit=1, status=RunStatus.SUCCEEDED)
+    assert first.items == [] and first.next_position is not None  # 10 read (2, then 8): past the bound
+    items, sizes = read_all(lambda **page: store.list_runs(org, status=RunStatus.SUCCEEDED, **page), limit=1)
+    assert [s.run_id for s in items] == wanted and sizes[-1] == 1

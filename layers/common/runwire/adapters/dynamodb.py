@@ -218,8 +218,9 @@ def _encode_run(run: RunRecord) -> dict[str, Any]:
 ORG_LISTING_INDEX = "OrgListing"
 CONVERSATION_RUNS_INDEX = "ConversationRuns"
 MAX_LISTING_READS = 5_000
-"""Index items one listing request reads at most while a filter skips them (each is under 1 KB):
-past it, the page ends early with a cursor, so a rare status costs several requests, not a timeout."""
+"""Index items a listing request reads before it gives up filling a page (each is under 1 KB): the
+batch that passes it ends the page early, with a cursor, so a rare status costs several requests,
+not one that reads an org's whole index."""
 MAX_LISTING_BATCH = 1_000
 
 
