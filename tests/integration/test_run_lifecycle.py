@@ -17,10 +17,10 @@ from .conftest import MAX_RUN_SECONDS, ROOT, start_stack
 from .test_streaming import read_events
 
 
-def wait_for_status(stack, client, run_id, statuses, timeout=15):
+def wait_for_status(stack, client, run_id, statuses, timeout=15, org="my-org"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        view = client.get(f"{stack.base_url}/v1/runs/{run_id}", headers=stack.headers()).json()
+        view = client.get(f"{stack.base_url}/v1/runs/{run_id}", headers=stack.headers(org)).json()
         if view["status"] in statuses:
             return view
         time.sleep(0.05)

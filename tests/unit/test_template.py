@@ -295,3 +295,54 @@ def test_the_worker_may_do_every_item_write_its_transactions_hold(translated: di
     statements = _statements(translated, "WorkerFunction")
     for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem"):
         assert [s for s in statements if _allows(s, action) and s["Resource"] == {"Fn::GetAtt": ["RunsTable", "Arn"]}], action
+
+
+# --- listing runs and conversations (issue 12, point 4) -------------------------------------------
+def _index(template: dict, name: str) -> dict:
+    (index,) = [i for i in template["Resources"]["RunsTable"]["Properties"]["GlobalSecondaryIndexes"]
+                if i["IndexName"] == name]
+    return index
+
+
+def test_the_api_may_query_the_listing_indexes(template: dict, translated: dict) -> None:
+    from runwire.adapters.dynamodb import CONVERSATION_RUNS_INDEX, ORG_LISTING_INDEX
+
+    names = (ORG_LISTING_INDEX, CONVERSATION_RUNS_INDEX)
+    for name in names:
+        _index(template, name)
+    table = {"Fn::GetAtt": ["RunsTable", "Arn"]}
+    queries = [s["Resource"] for s in _statements(translated, "StartRunFunction")
+               if _allows(s, "dynamodb:Query") and s["Resource"] != table]
+    assert queries == [[{"Fn::Sub": f"${{RunsTable.Arn}}/index/{name}"} for name in names]]
+
+
+def test_the_api_batch_deletes_conversations_items_only(translated: dict) -> None:
+    from runwire.adapters.dynamodb import run_key
+    from runwire.adapters.dynamodb_conversations import conversation_key
+
+    (batch,) = [s for s in _statements(translated, "StartRunFunction") if _allows(s, "dynamodb:BatchWriteItem")]
+    assert batch["Resource"] == {"Fn::GetAtt": ["RunsTable", "Arn"]}
+    ((operator, condition),) = batch["Condition"].items()
+    assert operator == "ForAllValues:StringLike"
+    (pattern,) = condition["dynamodb:LeadingKeys"]
+    assert pattern.endswith("*") and conversation_key("acme", "c-1").startswith(pattern[:-1])
+    assert not run_key("acme", "run_1").startswith(pattern[:-1])
+
+
+@pytest.mark.parametrize("index_name", ["OrgListing", "ConversationRuns"])
+def test_a_run_summary_reads_the_same_from_a_listing_index_as_from_the_run(template: dict, index_name: str) -> None:
+    # DynamoDB returns only what an index projects: an attribute left out would vanish from listings.
+    from runwire.adapters.dynamodb import _decode_summary, _encode_run
+    from runwire.core.models import RunError, RunRecord, RunRequest, RunStatus, RunSummary, Usage
+
+    run = RunRecord(
+        run_id="run_1", org_id="acme", user_id="u1", agent_id="ag_chat", status=RunStatus.FAILED,
+        request=RunRequest(task="hi", conversation_id="c-1"), created_at=1.5, expires_at=9, started_at=2.5,
+        finished_at=3.5, cancel_requested=True, usage=Usage(model="m", input_tokens=1, output_tokens=2),
+        error=RunError(code="model_error", message="no"),
+    )
+    index = _index(template, index_name)
+    projected = {*index["Projection"]["NonKeyAttributes"], *(k["AttributeName"] for k in index["KeySchema"]), "pk", "sk"}
+    item = _encode_run(run)
+    assert all(k["AttributeName"] in item for k in index["KeySchema"])
+    assert _decode_summary({name: value for name, value in item.items() if name in projected}) == RunSummary.of(run)

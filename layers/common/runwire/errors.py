@@ -67,7 +67,8 @@ class NotWaitingError(RunConflictError):
 
 
 class ConversationBusyError(RunConflictError):
-    """A run started on a conversation whose run is still active, with `multitaskStrategy` `reject`."""
+    """The conversation's run is still going: a run started on it with `multitaskStrategy` `reject`,
+    or a delete of its messages (which would lose the turn that run writes)."""
 
     code = "conversation_busy"
 
@@ -154,3 +155,15 @@ class ModelRequestRejectedError(ModelError):
 # --- tools ------------------------------------------------------------------------------------
 class ToolError(RunwireError):
     code = "tool_error"
+
+
+# --- listings and conversations ---------------------------------------------------------------
+class InvalidCursorError(InvalidRequestError):
+    """A listing's `cursor` that this listing did not hand out: malformed, altered, or from another
+    org or filter."""
+
+    code = "invalid_cursor"
+
+
+class ConversationNotFoundError(NotFoundError):
+    code = "conversation_not_found"

@@ -17,7 +17,9 @@ from .adapters.tokens import JWTVerifier
 from .core.actions import ActionService, WaitSweeper
 from .core.agents import AgentCatalog, default_catalog, parse_agent_specs
 from .core.chunks import CoalescingPolicy
+from .core.cursors import CursorSealer
 from .core.lease import LeasePolicy, LostMessageSweeper
+from .core.listing import ListingService
 from .core.metrics import RunMetrics
 from .core.ports import ModelProvider
 from .core.run_service import RunService, RunServicePolicy
@@ -141,14 +143,25 @@ def agent_catalog(settings: Settings) -> AgentCatalog:
     return default_catalog(parse_agent_specs(settings.extra_agents) if settings.extra_agents else None)
 
 
-def jwt_verifier(settings: Settings) -> JWTVerifier:
+def jwt_secret(settings: Settings) -> str:
     if settings.jwt_secret:
-        return JWTVerifier(settings.jwt_secret)
+        return settings.jwt_secret
     if settings.jwt_secret_arn:
         from .adapters.secrets import resolve_secret
 
-        return JWTVerifier(resolve_secret(settings.jwt_secret_arn, lambda service: aws_client(settings, service)))
+        return resolve_secret(settings.jwt_secret_arn, lambda service: aws_client(settings, service))
     raise ConfigurationError("set JWT_SECRET_ARN (deployed) or JWT_SECRET (local) to verify tokens")
+
+
+def jwt_verifier(settings: Settings) -> JWTVerifier:
+    return JWTVerifier(jwt_secret(settings))
+
+
+def listing_service(settings: Settings, store: DynamoDBRunStore, *, cursor_secret: str) -> ListingService:
+    """Listing cursors are sealed with a key derived from `cursor_secret` (the JWT secret: one
+    secret fewer to deploy and rotate; rotating it ends the cursors handed out, as it ends tokens)."""
+    conversations = conversation_store(settings)
+    return ListingService(store, store, conversations, conversations, CursorSealer.from_secret(cursor_secret))
 
 
 def model_provider(settings: Settings) -> ModelProvider:
@@ -225,8 +238,10 @@ def build_api_app(settings: Settings | None = None) -> Any:
     settings = settings or load_settings()
     store = run_store(settings)
     runs = run_service(settings, store)
+    secret = jwt_secret(settings)
     return create_api_app(
-        ApiDependencies(runs, jwt_verifier(settings), settings.stream_base_url, action_service(settings, runs, store))
+        ApiDependencies(runs, JWTVerifier(secret), settings.stream_base_url, action_service(settings, runs, store),
+                        listing_service(settings, store, cursor_secret=secret))
     )
 
 

@@ -11,6 +11,12 @@ sequence numbers sort lexically, so "chunks after N" is one key-range Query.
 A run waiting for its client (`requires_action`) also carries `waitPk = "WAITING"`, the partition
 key of the sparse index `WaitingRuns` (sort key `actionExpiresAt`): the sweep finds the runs whose
 action deadline has passed with one Query, and the attribute is removed when the run moves on.
+
+Listing (`list_runs`): every run item carries `listPk = RUNS#<org>` and `listSk = <ms:013d>#<run>`,
+the keys of the index `OrgListing` (newest first is one Query read backwards); a run in a
+conversation also carries `conversationPk = <org>#<conversation>`, the partition key of
+`ConversationRuns` (same sort key). Both project only the summary's attributes, so a lease renewal
+or a chunk write never writes them: only what changes a summary (create, claim, wait, cancel, end).
 """
 
 from __future__ import annotations
@@ -27,15 +33,18 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter
 
+from ..core.listing import listed_identifier, listing_sort_key
 from ..core.models import (
     Chunk,
     EndChunk,
     Lease,
+    ListPage,
     PendingAction,
     RunError,
     RunRecord,
     RunRequest,
     RunStatus,
+    RunSummary,
     StoredChunk,
     Usage,
 )
@@ -203,7 +212,83 @@ def _encode_run(run: RunRecord) -> dict[str, Any]:
         item["liveUsage"] = {"S": run.live_usage.model_dump_json(by_alias=True)}
     if run.after_run_id is not None:
         item["afterRunId"] = {"S": run.after_run_id}
+    item.update(_listing_attributes(run))
     return item
+
+
+# --- listing: the OrgListing and ConversationRuns indexes ------------------------------------------
+ORG_LISTING_INDEX = "OrgListing"
+CONVERSATION_RUNS_INDEX = "ConversationRuns"
+MAX_LISTING_READS = 5_000
+"""Index items a listing request reads before it gives up filling a page (each is under 1 KB): the
+batch that passes it ends the page early, with a cursor, so a rare status costs several requests,
+not one that reads an org's whole index."""
+MAX_LISTING_BATCH = 1_000
+
+
+def runs_listing_partition(org_id: str) -> str:
+    return f"RUNS#{org_id}"
+
+
+def conversation_runs_partition(org_id: str, conversation_id: str) -> str:
+    return f"{org_id}#{conversation_id}"
+
+
+def _listing_attributes(run: RunRecord) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "listPk": {"S": runs_listing_partition(run.org_id)},
+        "listSk": {"S": listing_sort_key(run.created_at, run.run_id)},
+    }
+    conversation_id = run.request.conversation_id
+    if conversation_id is not None:
+        attributes["conversationPk"] = {"S": conversation_runs_partition(run.org_id, conversation_id)}
+        attributes["conversationId"] = {"S": conversation_id}
+    return attributes
+
+
+def query_listing(
+    client: Any, request: dict[str, Any], *, limit: int, start: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Up to `limit` items of an index Query (its FilterExpression applied), and the `listSk` to
+    resume after, None when no more match. DynamoDB applies a filter after its `Limit`, so this reads
+    on until the page is full (one item more tells whether another page exists), or until
+    MAX_LISTING_READS index items have been read: then the page ends early, with a cursor."""
+    found: list[dict[str, Any]] = []
+    read = 0
+    batch = limit + 1
+    with map_storage_errors():
+        while True:
+            call = {**request, "Limit": batch, **({"ExclusiveStartKey": start} if start else {})}
+            response = client.query(**call)
+            found.extend(response.get("Items", []))
+            read += int(response.get("ScannedCount", 0))
+            if len(found) > limit:
+                return found[:limit], found[limit - 1]["listSk"]["S"]
+            start = response.get("LastEvaluatedKey")
+            if start is None:
+                return found, None
+            if read >= MAX_LISTING_READS:
+                return found, str(start["listSk"]["S"])
+            batch = min(batch * 4, MAX_LISTING_BATCH)
+
+
+def _decode_summary(item: dict[str, Any]) -> RunSummary:
+    def number(name: str) -> float | None:
+        return float(item[name]["N"]) if name in item else None
+
+    return RunSummary(
+        run_id=item["runId"]["S"],
+        agent_id=item["agentId"]["S"],
+        status=RunStatus(item["status"]["S"]),
+        conversation_id=item["conversationId"]["S"] if "conversationId" in item else None,
+        created_at=float(item["createdAt"]["N"]),
+        expires_at=int(item["expiresAt"]["N"]),
+        started_at=number("startedAt"),
+        finished_at=number("finishedAt"),
+        cancel_requested=item.get("cancelRequested", {}).get("BOOL", False),
+        usage=Usage.model_validate_json(item["usage"]["S"]) if "usage" in item else None,
+        error=RunError.model_validate_json(item["error"]["S"]) if "error" in item else None,
+    )
 
 
 def _decode_run(item: dict[str, Any]) -> RunRecord:
@@ -652,6 +737,39 @@ class DynamoDBRunStore:
                     _, org_id, run_id = item["pk"]["S"].split("#", 2)
                     found.append((float(item["leaseExpiresAt"]["N"]), org_id, run_id))
         return [(org_id, run_id) for _, org_id, run_id in sorted(found)[:limit]]
+
+    def list_runs(
+        self, org_id: str, *, limit: int, after: str | None = None, status: RunStatus | None = None,
+        conversation_id: str | None = None,
+    ) -> ListPage[RunSummary]:
+        if conversation_id is None:
+            index, partition_name, partition = ORG_LISTING_INDEX, "listPk", runs_listing_partition(org_id)
+        else:
+            index, partition_name = CONVERSATION_RUNS_INDEX, "conversationPk"
+            partition = conversation_runs_partition(org_id, conversation_id)
+        # Expired runs are filtered out here, not after: a page stays full while TTL lags behind.
+        conditions = ["expiresAt > :now"]
+        values: dict[str, Any] = {":partition": {"S": partition}, ":now": _number(self._clock())}
+        names: dict[str, str] = {}
+        if status is not None:
+            conditions.append("#status = :status")
+            values[":status"] = {"S": status.value}
+            names["#status"] = "status"
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{partition_name} = :partition",
+            "FilterExpression": " AND ".join(conditions),
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+            **({"ExpressionAttributeNames": names} if names else {}),
+        }
+        start = None
+        if after is not None:
+            start = {partition_name: {"S": partition}, "listSk": {"S": after},
+                     "pk": {"S": run_key(org_id, listed_identifier(after))}, "sk": {"S": RUN_SORT_KEY}}
+        items, next_position = query_listing(self._client, request, limit=limit, start=start)
+        return ListPage([_decode_summary(item) for item in items], next_position)
 
     def read_chunks(
         self, org_id: str, run_id: str, *, after: int, limit: int = 1000, consistent: bool = False

@@ -10,18 +10,24 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from ..core.listing import listed_identifier, listing_sort_key
 from ..core.models import (
     Chunk,
     ConversationMessage,
+    ConversationSummary,
     EndChunk,
     Lease,
+    ListedT,
+    ListPage,
     PendingAction,
     RunError,
     RunMessage,
     RunRecord,
     RunStatus,
+    RunSummary,
     StoredChunk,
     Usage,
+    listing_preview,
 )
 from ..core.ports import Clock
 from ..core.runs import allowed_sources
@@ -285,11 +291,35 @@ class InMemoryRunStore:
                 seq += 1
             return out
 
+    def list_runs(
+        self, org_id: str, *, limit: int, after: str | None = None, status: RunStatus | None = None,
+        conversation_id: str | None = None,
+    ) -> ListPage[RunSummary]:
+        with self._lock:
+            now = self._clock()
+            keyed = [
+                (listing_sort_key(run.created_at, run.run_id), RunSummary.of(run))
+                for (org, _), run in self._runs.items()
+                if org == org_id and not run.is_expired(now) and status in (None, run.status)
+                and conversation_id in (None, run.request.conversation_id)
+            ]
+        return _page_after(keyed, limit=limit, after=after)
+
     def _live(self, org_id: str, run_id: str) -> RunRecord:
         run = self._runs.get((org_id, run_id))
         if run is None or run.is_expired(self._clock()):
             raise ConditionFailedError(f"run {run_id} does not exist")
         return run
+
+
+def _page_after(keyed: list[tuple[str, ListedT]], *, limit: int, after: str | None) -> ListPage[ListedT]:
+    """Newest first, past `after`, `limit` at most: what the DynamoDB adapters read from OrgListing."""
+    if after is not None:
+        listed_identifier(after)  # InvalidCursorError, as DynamoDB's adapter raises
+    ordered = sorted((entry for entry in keyed if after is None or entry[0] < after), key=lambda entry: entry[0],
+                     reverse=True)
+    page = ordered[:limit]
+    return ListPage([item for _, item in page], page[-1][0] if len(ordered) > limit else None)
 
 
 class InMemoryRunQueue:
@@ -313,6 +343,7 @@ class InMemoryConversationStore:
         self._retention = retention_seconds
         self._messages: dict[tuple[str, str], dict[tuple[int, str, int], tuple[ConversationMessage, float]]] = {}
         self._active: dict[tuple[str, str], tuple[str, int]] = {}
+        self._summaries: dict[tuple[str, str], ConversationSummary] = {}
         self._lock = threading.Lock()
 
     def recent_messages(self, org_id: str, conversation_id: str, *, limit: int) -> list[ConversationMessage]:
@@ -331,6 +362,32 @@ class InMemoryConversationStore:
             for index, (role, content) in enumerate((("user", user), ("assistant", assistant))):
                 message = ConversationMessage(role=role, content=content, run_id=run_id, created_at=at)  # type: ignore[arg-type]
                 stored[(int(at * 1000), run_id, index)] = (message, expires)
+            latest = self._summaries.get((org_id, conversation_id))
+            if latest is None or latest.last_message_at <= at:
+                self._summaries[(org_id, conversation_id)] = ConversationSummary(
+                    conversation_id=conversation_id, last_message_at=at, last_message=listing_preview(assistant),
+                    last_run_id=run_id, expires_at=int(expires),
+                )
+
+    def list_conversations(self, org_id: str, *, limit: int, after: str | None = None) -> ListPage[ConversationSummary]:
+        with self._lock:
+            now = self._clock()
+            keyed = [
+                (listing_sort_key(summary.last_message_at, conversation), summary.model_copy())
+                for (org, conversation), summary in self._summaries.items()
+                if org == org_id and summary.expires_at > now
+            ]
+        return _page_after(keyed, limit=limit, after=after)
+
+    def delete_conversation(self, org_id: str, conversation_id: str) -> bool:
+        with self._lock:
+            now = self._clock()
+            key = (org_id, conversation_id)
+            messages = self._messages.pop(key, {})
+            active = self._active.pop(key, None)
+            summary = self._summaries.pop(key, None)
+            return (any(expires > now for _, expires in messages.values()) or (active is not None and active[1] > now)
+                    or (summary is not None and summary.expires_at > now))
 
     def replace_active_run(
         self, org_id: str, conversation_id: str, run_id: str, *, expected: str | None, expires_at: int

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 from pydantic.alias_generators import to_camel
@@ -412,3 +412,59 @@ class Caller(BaseModel):
 
     user_id: str
     org_id: str
+
+
+# --- listings: GET /v1/runs and GET /v1/conversations -------------------------------------------
+ListedT = TypeVar("ListedT")
+LISTING_PREVIEW_CHARS = 200
+"""A conversation's listing shows the first this many characters of its last reply."""
+
+
+class RunSummary(WireModel):
+    """A run as a listing shows it: what it is and how it went, without its request or output."""
+
+    run_id: Identifier
+    agent_id: StrictStr
+    status: RunStatus
+    conversation_id: StrictStr | None = None
+    created_at: float = Field(strict=False)
+    expires_at: StrictInt
+    started_at: float | None = Field(default=None, strict=False)
+    finished_at: float | None = Field(default=None, strict=False)
+    cancel_requested: StrictBool = False
+    usage: Usage | None = None
+    error: RunError | None = None
+
+    @classmethod
+    def of(cls, run: RunRecord) -> RunSummary:
+        return cls(
+            run_id=run.run_id, agent_id=run.agent_id, status=run.status, conversation_id=run.request.conversation_id,
+            created_at=run.created_at, expires_at=run.expires_at, started_at=run.started_at,
+            finished_at=run.finished_at, cancel_requested=run.cancel_requested, usage=run.usage, error=run.error,
+        )
+
+
+class ConversationSummary(WireModel):
+    """A conversation as a listing shows it: its latest turn (written with each turn)."""
+
+    conversation_id: StrictStr
+    last_message_at: float = Field(strict=False)
+    """When the latest stored turn's run was created (what orders the listing)."""
+    last_message: StrictStr
+    """The start of the latest reply, at most LISTING_PREVIEW_CHARS characters."""
+    last_run_id: StrictStr
+    expires_at: StrictInt
+    active_run_id: StrictStr | None = None
+    """Filled by the listing service: the run now answering in it (queued, running or waiting)."""
+
+
+def listing_preview(text: str) -> str:
+    return text[:LISTING_PREVIEW_CHARS]
+
+
+@dataclass(frozen=True)
+class ListPage(Generic[ListedT]):
+    """One page of a listing: its items, and where the next page starts (None: there is none)."""
+
+    items: list[ListedT]
+    next_position: str | None

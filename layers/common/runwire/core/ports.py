@@ -13,12 +13,15 @@ from typing import Any, Protocol
 from .models import (
     Chunk,
     ConversationMessage,
+    ConversationSummary,
     Lease,
+    ListPage,
     PendingAction,
     RunError,
     RunMessage,
     RunRecord,
     RunStatus,
+    RunSummary,
     StoredChunk,
     Usage,
 )
@@ -154,6 +157,31 @@ class ConversationStore(Protocol):
         """Remember the run now answering in this conversation (for stream resume and double-texting),
         only if the conversation still points at `expected` (None: at no live run); else
         ConditionFailedError. What lets two starts on one conversation not both find it free."""
+
+
+class RunIndex(Protocol):
+    """The org's runs, newest first (a secondary index of the run store)."""
+
+    def list_runs(
+        self, org_id: str, *, limit: int, after: str | None = None, status: RunStatus | None = None,
+        conversation_id: str | None = None,
+    ) -> ListPage[RunSummary]:
+        """Live runs of the org, newest first, those past the position `after` (a previous page's
+        `next_position`); only those with `status` and in `conversation_id` when given. A page holds
+        `limit` runs whenever that many match; `next_position` is None when no more do.
+        InvalidCursorError if `after` is not a position of this listing."""
+
+
+class ConversationIndex(Protocol):
+    """The org's conversations, most recent turn first, and their deletion."""
+
+    def list_conversations(self, org_id: str, *, limit: int, after: str | None = None) -> ListPage[ConversationSummary]:
+        """Live conversations of the org (those with a stored turn), the latest turn first, paged as
+        `RunIndex.list_runs` is."""
+
+    def delete_conversation(self, org_id: str, conversation_id: str) -> bool:
+        """Delete its messages, its listing entry and its active-run pointer; False when it had none
+        that had not expired (nothing to delete)."""
 
 
 class RunQueue(Protocol):

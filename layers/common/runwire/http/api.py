@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ..adapters.tokens import JWTVerifier
 from ..core.actions import ActionService
+from ..core.cursors import MAX_CURSOR_CHARS
+from ..core.listing import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, ListingService
 from ..core.models import IDENTIFIER_PATTERN, RunRecord, RunRequest, RunStatus
 from ..core.run_service import RunService, new_conversation_id
 from ..errors import RunFailedError
@@ -20,7 +22,11 @@ from .views import (
     SYNC_WAIT_LIMIT_SECONDS,
     ConversationMessagesPage,
     ConversationMessageView,
+    ConversationsPage,
+    ConversationView,
     EventsPage,
+    RunsPage,
+    RunSummaryView,
     RunView,
     StartRunResponse,
     SubmitApprovals,
@@ -36,12 +42,21 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# Listing parameters (module level: `from __future__ import annotations` leaves route annotations as
+# names that FastAPI resolves in this module).
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT, description="Items a page holds at most")]
+CursorQuery = Annotated[str | None, Query(
+    min_length=1, max_length=MAX_CURSOR_CHARS,
+    description="`nextCursor` of the previous page (with the same filters); omit for the first page")]
+
+
 @dataclass(frozen=True)
 class ApiDependencies:
     runs: RunService
     verifier: JWTVerifier
     stream_base_url: str | None
     actions: ActionService
+    listing: ListingService
 
 
 ANSWER_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -190,6 +205,43 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
         return ConversationMessagesPage(
             conversation_id=conversation_id, messages=[ConversationMessageView.of(m) for m in messages]
         )
+
+    # --- listings and housekeeping (issue 12, point 4) ---------------------------------------------
+    @app.get("/v1/runs", response_model=RunsPage, responses=ERROR_RESPONSES, tags=["runs"])
+    def list_runs(
+        who: CallerDep,
+        status: Annotated[RunStatus | None, Query(description="Only the runs in this status")] = None,
+        conversation_id: Annotated[str | None, Query(
+            alias="conversationId", pattern=IDENTIFIER_PATTERN, description="Only the runs of this conversation")] = None,
+        limit: LimitQuery = DEFAULT_LIST_LIMIT,
+        cursor: CursorQuery = None,
+    ) -> RunsPage:
+        """The org's runs that have not expired, newest first, as summaries (no output: read a run
+        for that). A page holds `limit` runs whenever that many match; follow `nextCursor` until it
+        is null."""
+        listed = deps.listing.list_runs(who, status=status, conversation_id=conversation_id, limit=limit, cursor=cursor)
+        return RunsPage(runs=[RunSummaryView.of(s) for s in listed.items], next_cursor=listed.next_cursor)
+
+    @app.get("/v1/conversations", response_model=ConversationsPage, responses=ERROR_RESPONSES, tags=["conversations"])
+    def list_conversations(who: CallerDep, limit: LimitQuery = DEFAULT_LIST_LIMIT, cursor: CursorQuery = None) -> ConversationsPage:
+        """The org's conversations that have a stored turn, the latest turn first."""
+        listed = deps.listing.list_conversations(who, limit=limit, cursor=cursor)
+        return ConversationsPage(conversations=[ConversationView.of(c) for c in listed.items],
+                                 next_cursor=listed.next_cursor)
+
+    @app.delete(
+        "/v1/conversations/{conversation_id}",
+        status_code=204,
+        response_class=Response,
+        responses={**ERROR_RESPONSES, 404: {"description": "No such conversation in this org (or it has expired)"},
+                   409: {"description": "`conversation_busy`: a run in it is queued, running or waiting; cancel it first"}},
+        tags=["conversations"],
+    )
+    def delete_conversation(conversation_id: str, who: CallerDep) -> Response:
+        """Delete a conversation's messages (what its next run would remember) and its pointer to its
+        latest run. Its runs stay readable until they expire."""
+        deps.listing.delete_conversation(who, conversation_id)
+        return Response(status_code=204)
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:

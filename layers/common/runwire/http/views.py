@@ -12,12 +12,14 @@ from pydantic.alias_generators import to_camel
 from ..core.models import (
     ApprovalDecision,
     ConversationMessage,
+    ConversationSummary,
     EndChunk,
     RequiredAction,
     RunError,
     RunRecord,
     RunRequest,
     RunStatus,
+    RunSummary,
     StoredChunk,
     ToolOutput,
     Usage,
@@ -167,3 +169,72 @@ class ConversationMessageView(WireModel):
 class ConversationMessagesPage(WireModel):
     conversation_id: str
     messages: list[ConversationMessageView]
+
+
+# --- listings: GET /v1/runs, GET /v1/conversations ------------------------------------------------
+class RunSummaryView(WireModel):
+    """A run in a listing: `GET /v1/runs/{runId}` has its output and pending actions too."""
+
+    run_id: str
+    agent_id: str
+    status: RunStatus
+    conversation_id: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    expires_at: str
+    cancel_requested: bool
+    usage: Usage | None
+    error: RunError | None
+
+    @classmethod
+    def of(cls, summary: RunSummary) -> RunSummaryView:
+        return cls(
+            run_id=summary.run_id,
+            agent_id=summary.agent_id,
+            status=summary.status,
+            conversation_id=summary.conversation_id,
+            created_at=iso(summary.created_at) or "",
+            started_at=iso(summary.started_at),
+            finished_at=iso(summary.finished_at),
+            expires_at=iso(summary.expires_at) or "",
+            cancel_requested=summary.cancel_requested,
+            usage=summary.usage,
+            error=summary.error,
+        )
+
+
+class RunsPage(WireModel):
+    runs: list[RunSummaryView]
+    next_cursor: str | None
+    """Pass as `cursor` (with the same filters) for the next page; null on the last page."""
+
+
+class ConversationView(WireModel):
+    conversation_id: str
+    last_message_at: str
+    """When the run of its latest stored turn started."""
+    last_message: str
+    """The start of its latest reply (at most 200 characters)."""
+    last_run_id: str
+    active_run_id: str | None
+    """The run answering in it now (queued, running or waiting for its client), if any."""
+    expires_at: str
+    """When its messages expire (CONVERSATION_RETENTION_DAYS after its latest turn)."""
+
+    @classmethod
+    def of(cls, summary: ConversationSummary) -> ConversationView:
+        return cls(
+            conversation_id=summary.conversation_id,
+            last_message_at=iso(summary.last_message_at) or "",
+            last_message=summary.last_message,
+            last_run_id=summary.last_run_id,
+            active_run_id=summary.active_run_id,
+            expires_at=iso(summary.expires_at) or "",
+        )
+
+
+class ConversationsPage(WireModel):
+    conversations: list[ConversationView]
+    next_cursor: str | None
+    """Pass as `cursor` for the next page; null on the last page."""
