@@ -224,7 +224,7 @@ def build_api_app(settings: Settings | None = None) -> Any:
     store = run_store(settings)
     runs = run_service(settings, store)
     return create_api_app(
-        ApiDependencies(runs, jwt_verifier(settings), settings.stream_base_url, action_service(settings, runs, store))
+        ApiDependencies(runs, jwt_verifier(settings), action_service(settings, runs, store))
     )
 
 
