@@ -81,6 +81,27 @@ def seed_sample_run(store) -> None:
         ))
 
 
+# These call the Mangum handler, so they come before the async tests: once those have run, the main
+# thread has no current event loop for it ("There is no current event loop in thread 'MainThread'").
+
+def test_start_response_urls_point_at_the_origin_the_client_called_through_cloudfront(functions):
+    # What API Gateway passes on from CloudFront: its own Host, and the origin the distribution's
+    # viewer-request function (template.yaml, PublicOriginFunction) wrote for the client.
+    event = sample_event("start_run.json")
+    event["headers"]["x-runwire-public-origin"] = "https://d111111abcdef8.cloudfront.net"
+    body = json.loads(functions["start_run"].handler(event, LocalLambdaContext())["body"])
+    run_id = body["runId"]
+    assert body["streamUrl"] == f"https://d111111abcdef8.cloudfront.net/ai/stream/{run_id}"
+    assert body["pollUrl"] == f"https://d111111abcdef8.cloudfront.net/v1/runs/{run_id}"
+    assert body["eventsUrl"] == f"https://d111111abcdef8.cloudfront.net/v1/runs/{run_id}/events"
+
+
+def test_start_response_urls_use_the_request_origin_without_cloudfront(functions):
+    event = sample_event("start_run.json")
+    event["headers"]["x-runwire-public-origin"] = "https://evil.example/path?x=1"  # not an origin: ignored
+    body = json.loads(functions["start_run"].handler(event, LocalLambdaContext())["body"])
+    assert body["streamUrl"] == f"https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/ai/stream/{body['runId']}"
+
 def test_worker_handler_runs_the_sample_run_to_its_end(functions, store):
     seed_sample_run(store)
     result = functions["worker"].handler(sample_event("worker.json"), LocalLambdaContext())
@@ -179,21 +200,3 @@ async def test_a_start_whose_message_cannot_be_sent_answers_503_and_leaves_no_ru
     assert response.json()["error"]["code"] == "queue_unavailable"
     assert runs_of_org() == 0, "a run nobody will work on must not be left stored"
 
-
-def test_start_response_urls_point_at_the_origin_the_client_called_through_cloudfront(functions):
-    # What API Gateway passes on from CloudFront: its own Host, and the origin the distribution's
-    # viewer-request function (template.yaml, PublicOriginFunction) wrote for the client.
-    event = sample_event("start_run.json")
-    event["headers"]["x-runwire-public-origin"] = "https://d111111abcdef8.cloudfront.net"
-    body = json.loads(functions["start_run"].handler(event, LocalLambdaContext())["body"])
-    run_id = body["runId"]
-    assert body["streamUrl"] == f"https://d111111abcdef8.cloudfront.net/ai/stream/{run_id}"
-    assert body["pollUrl"] == f"https://d111111abcdef8.cloudfront.net/v1/runs/{run_id}"
-    assert body["eventsUrl"] == f"https://d111111abcdef8.cloudfront.net/v1/runs/{run_id}/events"
-
-
-def test_start_response_urls_use_the_request_origin_without_cloudfront(functions):
-    event = sample_event("start_run.json")
-    event["headers"]["x-runwire-public-origin"] = "https://evil.example/path?x=1"  # not an origin: ignored
-    body = json.loads(functions["start_run"].handler(event, LocalLambdaContext())["body"])
-    assert body["streamUrl"] == f"https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/ai/stream/{body['runId']}"
