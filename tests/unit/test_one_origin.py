@@ -34,7 +34,8 @@ SAMPLE_ID = "run_0123456789abcdef0123456789abcdef"
 # Gateway and function URL origins, which route by their own Host.
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
-# Without a quota increase CloudFront accepts a custom origin response timeout of at most 60 s.
+# Within every range CloudFront has documented for a custom origin's response timeout (1-60 s in the API
+# reference of its time; up to 180 s without a quota increase now, per AWS re:Post).
 MAX_ORIGIN_READ_TIMEOUT = 60
 
 
