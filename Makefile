@@ -8,7 +8,7 @@ SAM := $(TOOLS)/sam/bin/sam
 ORG ?= my-org
 PORT ?= 8000
 
-.PHONY: install tools js-clients lint dev test test-unit test-fast token template-check bench faults clean
+.PHONY: install tools js-clients lint dev test test-unit test-fast token template-check build deploy bench faults clean
 
 $(VENV)/.installed: layers/common/pyproject.toml requirements-dev.txt
 	@echo "==> creating $(VENV) and installing runwire + dev dependencies"
@@ -36,6 +36,16 @@ token: install
 
 template-check: install tools
 	@SAM_CLI=$(SAM) $(PY) -m devstack.template_check
+
+# sam build without Docker: finds the functions' Python (template.yaml's runtime) on PATH, in pyenv
+# or among uv's Pythons, and says what to install when there is none. SAM_ARGS go to sam build.
+build: install tools
+	@SAM_CLI=$(SAM) $(PY) -m devstack.deploy build $(SAM_ARGS)
+
+# Checks AWS credentials, builds, then `sam deploy --guided` the first time (it saves the answers in
+# samconfig.toml) and `sam deploy` after. SAM_ARGS go to sam deploy. docs/deployment.md, "Steps".
+deploy: install tools
+	@SAM_CLI=$(SAM) $(PY) -m devstack.deploy deploy $(SAM_ARGS)
 
 js-clients:
 	@bash tests/js/install.sh

@@ -50,7 +50,6 @@ def deployed_environment() -> dict[str, str]:
         "MODEL_PROVIDER": "anthropic",
         "ANTHROPIC_API_KEY": "x",
         "POWERTOOLS_SERVICE_NAME": "runwire",
-        "STREAM_BASE_URL": "https://example.lambda-url.us-east-1.on.aws",
     }
 
 

@@ -158,7 +158,7 @@ def main() -> None:
     children = [
         start_worker(),
         subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "devstack.gateway:app", "--host", "127.0.0.1", "--port", str(args.port),
+            [sys.executable, "-m", "uvicorn", "--factory", "devstack.gateway:create_gateway", "--host", "127.0.0.1", "--port", str(args.port),
              "--log-level", "warning" if args.quiet else "info", "--timeout-graceful-shutdown", "2"],
             env=tagged(env, "gateway"), cwd=ROOT, stdout=output, stderr=output,
         ),

@@ -45,7 +45,5 @@ class Gateway:
 
 
 def create_gateway() -> Gateway:
+    """Both apps from the environment's settings (`uvicorn --factory devstack.gateway:create_gateway`)."""
     return Gateway(build_api_app(), build_stream_app())
-
-
-app = create_gateway()

@@ -30,6 +30,15 @@ def sample_event(name: str) -> dict:
     return json.loads(text)
 
 
+def start_event() -> dict:
+    """The sample start, on a conversation of its own: no worker runs here, so a second start on the
+    sample's conversation would find the first still queued (409, conversation_busy)."""
+    event = sample_event("start_run.json")
+    body = json.loads(event["body"])
+    event["body"] = json.dumps({**body, "conversationId": f"c-{uuid.uuid4().hex[:12]}"})
+    return event
+
+
 @pytest.fixture(scope="module")
 def functions(local_resources, moto_endpoint):
     saved = dict(os.environ)
@@ -54,7 +63,7 @@ def store(functions, dynamodb_client, local_resources):
 
 
 def test_start_run_handler_answers_202_and_stores_and_enqueues_the_run(functions, store, sqs_client, local_resources):
-    response = functions["start_run"].handler(sample_event("start_run.json"), LocalLambdaContext())
+    response = functions["start_run"].handler(start_event(), LocalLambdaContext())
     assert response["statusCode"] == 202, response
     body = json.loads(response["body"])
     assert body["streamId"] == body["runId"] and body["status"] == "queued"
@@ -66,7 +75,7 @@ def test_start_run_handler_answers_202_and_stores_and_enqueues_the_run(functions
 
 
 def test_start_run_handler_refuses_a_bad_body_with_400(functions):
-    event = sample_event("start_run.json")
+    event = start_event()
     event["body"] = json.dumps({"agentRole": "chat"})
     response = functions["start_run"].handler(event, LocalLambdaContext())
     assert response["statusCode"] == 400
@@ -80,6 +89,27 @@ def seed_sample_run(store) -> None:
             request=RunRequest(task="[[scripted tokens=12]]"), created_at=time.time(), expires_at=int(time.time()) + 600,
         ))
 
+
+# These call the Mangum handler, so they come before the async tests: once those have run, the main
+# thread has no current event loop for it ("There is no current event loop in thread 'MainThread'").
+
+def test_start_response_urls_point_at_the_origin_the_client_called_through_cloudfront(functions):
+    # What API Gateway passes on from CloudFront: its own Host, and the origin the distribution's
+    # viewer-request function (template.yaml, PublicOriginFunction) wrote for the client.
+    event = start_event()
+    event["headers"]["x-runwire-public-origin"] = "https://d111111abcdef8.cloudfront.net"
+    body = json.loads(functions["start_run"].handler(event, LocalLambdaContext())["body"])
+    run_id = body["runId"]
+    assert body["streamUrl"] == f"https://d111111abcdef8.cloudfront.net/ai/stream/{run_id}"
+    assert body["pollUrl"] == f"https://d111111abcdef8.cloudfront.net/v1/runs/{run_id}"
+    assert body["eventsUrl"] == f"https://d111111abcdef8.cloudfront.net/v1/runs/{run_id}/events"
+
+
+def test_start_response_urls_use_the_request_origin_without_cloudfront(functions):
+    event = start_event()
+    event["headers"]["x-runwire-public-origin"] = "https://evil.example/path?x=1"  # not an origin: ignored
+    body = json.loads(functions["start_run"].handler(event, LocalLambdaContext())["body"])
+    assert body["streamUrl"] == f"https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/ai/stream/{body['runId']}"
 
 def test_worker_handler_runs_the_sample_run_to_its_end(functions, store):
     seed_sample_run(store)
@@ -178,3 +208,4 @@ async def test_a_start_whose_message_cannot_be_sent_answers_503_and_leaves_no_ru
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "queue_unavailable"
     assert runs_of_org() == 0, "a run nobody will work on must not be left stored"
+

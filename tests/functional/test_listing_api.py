@@ -40,7 +40,7 @@ class Api:
                                conversations=self.conversations)
         listing = ListingService(self.store, self.store, self.conversations, self.conversations,
                                  CursorSealer.from_secret(SECRET))
-        app = create_api_app(ApiDependencies(self.runs, JWTVerifier(SECRET), None,
+        app = create_api_app(ApiDependencies(self.runs, JWTVerifier(SECRET),
                                              ActionService(self.store, queue, self.clock, self.runs.get), listing))
         self.client = TestClient(app)
 

@@ -57,9 +57,6 @@ class Settings(BaseModel):
     chunk_window_ms: float = Field(100.0, gt=0, alias="CHUNK_WINDOW_MS")
     cancel_check_ms: float = Field(500.0, gt=0, alias="CANCEL_CHECK_MS")
 
-    stream_base_url: str | None = Field(None, alias="STREAM_BASE_URL")
-    """Public base URL of the stream function (its Function URL); None: same host as the API."""
-
     @model_validator(mode="after")
     def _message_reappears_after_the_lease(self) -> Settings:
         if self.message_visibility_seconds <= self.lease_seconds:

@@ -240,7 +240,7 @@ def build_api_app(settings: Settings | None = None) -> Any:
     runs = run_service(settings, store)
     secret = jwt_secret(settings)
     return create_api_app(
-        ApiDependencies(runs, JWTVerifier(secret), settings.stream_base_url, action_service(settings, runs, store),
+        ApiDependencies(runs, JWTVerifier(secret), action_service(settings, runs, store),
                         listing_service(settings, store, cursor_secret=secret))
     )
 

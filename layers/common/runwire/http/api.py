@@ -18,6 +18,7 @@ from ..errors import RunFailedError
 from ..formats import content_final
 from .auth import CallerDep
 from .errors import install_error_handlers
+from .public_origin import public_origin
 from .views import (
     SYNC_WAIT_LIMIT_SECONDS,
     ConversationMessagesPage,
@@ -54,7 +55,6 @@ CursorQuery = Annotated[str | None, Query(
 class ApiDependencies:
     runs: RunService
     verifier: JWTVerifier
-    stream_base_url: str | None
     actions: ActionService
     listing: ListingService
 
@@ -79,15 +79,15 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
     app.state.verifier = deps.verifier
 
     def started(request: Request, run: RunRecord, stream_path: str) -> JSONResponse:
-        api_base = str(request.base_url).rstrip("/")
-        stream_base = (deps.stream_base_url or api_base).rstrip("/")
+        # One origin serves the JSON routes and the streams (deployed: CloudFront in front of both).
+        base = public_origin(request)
         body = StartRunResponse(
             stream_id=run.run_id,
             run_id=run.run_id,
             status=run.status,
-            stream_url=f"{stream_base}{stream_path.format(run_id=run.run_id)}",
-            poll_url=f"{api_base}/v1/runs/{run.run_id}",
-            events_url=f"{api_base}/v1/runs/{run.run_id}/events",
+            stream_url=f"{base}{stream_path.format(run_id=run.run_id)}",
+            poll_url=f"{base}/v1/runs/{run.run_id}",
+            events_url=f"{base}/v1/runs/{run.run_id}/events",
         )
         return JSONResponse(body.model_dump(by_alias=True, mode="json"), status_code=202)
 
