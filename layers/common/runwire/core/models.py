@@ -101,6 +101,14 @@ class ImageInput(WireModel):
         return self
 
 
+class RunWebhook(WireModel):
+    """Where to POST this run's webhook events, signed with the org's secret (docs/api.md, "Webhooks")."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, strict=True, extra="forbid")
+
+    url: Annotated[str, Field(min_length=1, max_length=2048)]
+
+
 class RunRequest(WireModel):
     task: Annotated[str, Field(min_length=1, max_length=100_000)]
     agent_role: Annotated[str, Field(min_length=1, max_length=64)] = "chat"
@@ -116,6 +124,7 @@ class RunRequest(WireModel):
     available_tools: list[StrictStr] | None = Field(default=None, max_length=128)
     files: list[FileReference] | None = Field(default=None, max_length=20)
     images: list[ImageInput] | None = Field(default=None, max_length=20)
+    webhook: RunWebhook | None = None
 
     @model_validator(mode="after")
     def _task_not_blank(self) -> RunRequest:

@@ -12,6 +12,7 @@ from ..adapters.tokens import JWTVerifier
 from ..core.actions import ActionService
 from ..core.models import IDENTIFIER_PATTERN, RunRecord, RunRequest, RunStatus
 from ..core.run_service import RunService, new_conversation_id
+from ..core.webhooks import WebhookService
 from ..errors import RunFailedError
 from ..formats import content_final
 from .auth import CallerDep
@@ -27,6 +28,7 @@ from .views import (
     SubmitToolOutputs,
     WaitRunRequest,
 )
+from .webhook_routes import install_webhook_routes
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid request: `{\"error\": {\"code\", \"message\"}}`"},
@@ -42,6 +44,7 @@ class ApiDependencies:
     verifier: JWTVerifier
     stream_base_url: str | None
     actions: ActionService
+    webhooks: WebhookService | None = None
 
 
 ANSWER_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -190,6 +193,9 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
         return ConversationMessagesPage(
             conversation_id=conversation_id, messages=[ConversationMessageView.of(m) for m in messages]
         )
+
+    if deps.webhooks is not None:
+        install_webhook_routes(app, deps.webhooks)
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:
