@@ -16,7 +16,7 @@ from typing import Any
 from ..core.ports import Clock
 from ..core.webhooks import WebhookEndpoint, WebhookEventType
 from ..errors import ConditionFailedError
-from .dynamodb import map_storage_errors
+from .dynamodb import map_storage_errors, patiently
 
 ORG_SORT_KEY = "ORG"
 ENDPOINT_PREFIX = "ENDPOINT#"
@@ -89,8 +89,8 @@ class DynamoDBWebhookStore:
                 "ConditionExpression": ENDPOINT_NOT_EXISTS,
             }
         }
-        with map_storage_errors():
-            self._client.transact_write_items(TransactItems=[count, put])
+        with map_storage_errors():  # concurrent registrations meet on the org item: tried again
+            patiently(lambda: self._client.transact_write_items(TransactItems=[count, put]))
         secret = self.secret(endpoint.org_id)
         if secret is None:
             raise ConditionFailedError("the org's webhook secret vanished after it was written")
@@ -128,7 +128,7 @@ class DynamoDBWebhookStore:
                             "ExpressionAttributeValues": {":minus_one": {"N": "-1"}, ":zero": {"N": "0"}}}}
         try:
             with map_storage_errors():
-                self._client.transact_write_items(TransactItems=[delete, count])
+                patiently(lambda: self._client.transact_write_items(TransactItems=[delete, count]))
         except ConditionFailedError:
             return False
         return True

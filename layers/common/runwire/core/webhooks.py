@@ -68,7 +68,7 @@ class WebhookEndpoint(WireModel):
     endpoint_id: StrictStr
     org_id: StrictStr
     url: StrictStr
-    events: list[WebhookEventType] = Field(strict=False)
+    events: list[Annotated[WebhookEventType, Field(strict=False)]]
     created_at: float = Field(strict=False)
 
     def wants(self, event_type: WebhookEventType) -> bool:

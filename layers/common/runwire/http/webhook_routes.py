@@ -24,7 +24,8 @@ class CreateWebhookRequest(WireModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, strict=True, extra="forbid")
 
     url: Annotated[str, Field(min_length=1, max_length=2048)]
-    events: Annotated[list[WebhookEventType], Field(min_length=1, max_length=len(WebhookEventType), strict=False)] | None = None
+    events: Annotated[list[Annotated[WebhookEventType, Field(strict=False)]],
+                      Field(min_length=1, max_length=len(WebhookEventType))] | None = None
     """The event types to send (default: all of them)."""
 
 
