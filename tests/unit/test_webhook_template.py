@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.resources import load_template
+from devstack.template_check import translate
 from runwire.core.webhooks import RetrySchedule
 from runwire.settings import Settings
 
-from .test_template import _allows, _statements, template, translated  # noqa: F401 (fixtures)
+from .test_template import TEMPLATE, _allows, _statements
 
 WEBHOOK_QUEUE = {"Fn::GetAtt": ["WebhookQueue", "Arn"]}
 TABLE = {"Fn::GetAtt": ["RunsTable", "Arn"]}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def translated(template: dict) -> dict:
+    return translate(template)
 
 
 def test_every_function_has_the_outbox_and_the_default_schedule_is_the_specs(template: dict) -> None:
