@@ -141,6 +141,10 @@ def resolver(table: dict[str, list[str]]):
     ("https://user:pw@hooks.example.com/x", "credentials"),
     ("ftp://hooks.example.com/x", "must be https"),
     ("https:///x", "no host"),
+    ("https://hooks.example.com/a b", "printable ASCII"),
+    ("https://hooks.example.com/a\r\nX-Injected: 1", "printable ASCII"),
+    ("https://hööks.example.com/", "printable ASCII"),
+    ("https://hooks.example.com:99999/", "not a valid URL"),
 ])
 def test_the_guard_refuses_what_is_not_a_public_https_target(url: str, reason: str) -> None:
     guard = NetworkTargetGuard(allow_private=False, resolve=resolver({

@@ -34,7 +34,7 @@ def system_resolver(host: str, port: int) -> list[str]:
     """Every address `host` resolves to (A and AAAA), as the connection would see them."""
     try:
         answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
+    except (OSError, UnicodeError, ValueError):  # no such name, a label too long, an embedded NUL
         return []
     return list(dict.fromkeys(str(info[4][0]) for info in answers))
 
@@ -104,6 +104,11 @@ class NetworkTargetGuard:
 
     def target(self, url: str) -> Target:
         """The URL's scheme, host and port, or WebhookTargetRefusedError for one the service never calls."""
+        if not url.isascii() or any(not c.isprintable() or c.isspace() for c in url):
+            # What goes on the request line must be printable ASCII (RFC 3986); a space or a newline
+            # there would split the request.
+            raise WebhookTargetRefusedError("a webhook URL must be printable ASCII without spaces "
+                                            "(percent-encode the rest, and use the host's punycode form)")
         try:
             parts = urlsplit(url)
             port = parts.port
