@@ -3,6 +3,7 @@ request and answers each path with the statuses it was told to, in order (then 2
 
 from __future__ import annotations
 
+import ssl
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +17,7 @@ class ReceivedWebhook:
 
 
 class WebhookReceiver:
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.received: list[ReceivedWebhook] = []
         self._answers: dict[str, list[int]] = {}
         self._lock = threading.Lock()
@@ -40,6 +41,9 @@ class WebhookReceiver:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self._scheme = "https" if tls is not None else "http"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self) -> WebhookReceiver:
@@ -51,7 +55,11 @@ class WebhookReceiver:
         self._server.server_close()
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+        return f"{self._scheme}://127.0.0.1:{self._server.server_address[1]}{path}"
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
 
     def answer(self, path: str, *statuses: int) -> None:
         with self._lock:

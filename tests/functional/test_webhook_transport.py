@@ -3,7 +3,9 @@ again at send time."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -20,7 +22,53 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 def port_of(receiver: WebhookReceiver) -> int:
-    return int(receiver.url("/").rsplit(":", 1)[1].strip("/"))
+    return receiver.port
+
+
+def self_signed(host: str, directory) -> tuple[str, str]:
+    """A certificate for `host` and its key, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+@pytest.mark.parametrize("certified, reached", [("hooks.test", True), ("someone-else.test", False)])
+def test_https_goes_to_the_pinned_address_and_verifies_the_certificate_for_the_urls_host(
+    tmp_path, certified: str, reached: bool
+) -> None:
+    cert, key = self_signed(certified, tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    client_tls = ssl.create_default_context(cafile=cert)
+    guard = NetworkTargetGuard(allow_private=True, resolve=lambda host, port: ["127.0.0.1"])
+    with WebhookReceiver(tls=server_tls) as receiver:
+        transport = HTTPWebhookTransport(guard, timeout_seconds=5, tls=client_tls)
+        url = f"https://hooks.test:{receiver.port}/secure"
+        if reached:
+            assert transport.post(url, {}, "{}") == 204
+            assert len(receiver.at("/secure")) == 1
+        else:  # a certificate for another name: the connection is refused before anything is sent
+            with pytest.raises(WebhookDeliveryError, match="SSL"):
+                transport.post(url, {}, "{}")
+            assert receiver.received == []
 
 
 def test_the_request_goes_to_the_checked_address_with_the_urls_host_name(receiver: WebhookReceiver) -> None:
