@@ -95,3 +95,14 @@ def test_concurrent_registrations_never_pass_the_limit(store) -> None:
 
 def test_deleting_an_unknown_endpoint_is_false(store) -> None:
     assert store.delete_endpoint(new_org(), "we_missing") is False
+
+
+def test_webhook_items_carry_none_of_a_run_items_index_attributes(local_resources, dynamodb_client) -> None:
+    # A runs index keyed on a run item's attributes (orgId, createdAt, status…) must never hold them.
+    store = DynamoDBWebhookStore(dynamodb_client, local_resources.table_name, lambda: 1e9)
+    org = new_org()
+    store.add_endpoint(endpoint(org, 1), limit=10, secret_candidate=new_secret(b"h" * 32))
+    items = dynamodb_client.query(TableName=local_resources.table_name, KeyConditionExpression="pk = :pk",
+                                  ExpressionAttributeValues={":pk": {"S": f"WEBHOOKS#{org}"}})["Items"]
+    run_attributes = {"orgId", "createdAt", "status", "runId", "expiresAt", "waitPk", "leasePk"}
+    assert len(items) == 2 and all(not run_attributes & item.keys() for item in items)

@@ -1,9 +1,11 @@
 """DynamoDB adapter for the `WebhookStore` port (core.webhooks), in the runs table:
 
     pk = WEBHOOKS#<org>   sk = ORG                  `secret` (whsec_…), `endpointCount`
-    pk = WEBHOOKS#<org>   sk = ENDPOINT#<id>         `url`, `events`, `createdAt`
+    pk = WEBHOOKS#<org>   sk = ENDPOINT#<id>         `endpointId`, `url`, `events`, `registeredAt`
 
-No `expiresAt`: an org's endpoints and secret stay until deleted. Registering an endpoint is one
+No `expiresAt`: an org's endpoints and secret stay until deleted. Nor `orgId` or `createdAt` (the
+org is in the key): a run item's attributes, which an index of runs may be keyed on, never appear on
+these items, so they never land in such an index. Registering an endpoint is one
 TransactWriteItems: the org item's count goes up only while it is under the limit, and the endpoint is
 put with it, so concurrent registrations never pass the limit; a delete takes the count down with it.
 """
@@ -27,15 +29,18 @@ ENDPOINT_EXISTS = "attribute_exists(pk)"
 SECRET_IF_NEW = "secret = if_not_exists(secret, :secret)"
 
 
+WEBHOOKS_PREFIX = "WEBHOOKS#"
+
+
 def webhooks_key(org_id: str) -> str:
-    return f"WEBHOOKS#{org_id}"
+    return f"{WEBHOOKS_PREFIX}{org_id}"
 
 
 def _decode_endpoint(item: dict[str, Any]) -> WebhookEndpoint:
     return WebhookEndpoint(
-        endpoint_id=item["endpointId"]["S"], org_id=item["orgId"]["S"], url=item["url"]["S"],
-        events=[WebhookEventType(e) for e in json.loads(item["events"]["S"])],
-        created_at=float(item["createdAt"]["N"]),
+        endpoint_id=item["endpointId"]["S"], org_id=item["pk"]["S"].removeprefix(WEBHOOKS_PREFIX),
+        url=item["url"]["S"], events=[WebhookEventType(e) for e in json.loads(item["events"]["S"])],
+        created_at=float(item["registeredAt"]["N"]),
     )
 
 
@@ -81,10 +86,9 @@ class DynamoDBWebhookStore:
                 "Item": {
                     **self._endpoint_key(endpoint.org_id, endpoint.endpoint_id),
                     "endpointId": {"S": endpoint.endpoint_id},
-                    "orgId": {"S": endpoint.org_id},
                     "url": {"S": endpoint.url},
                     "events": {"S": json.dumps([e.value for e in endpoint.events])},
-                    "createdAt": {"N": repr(endpoint.created_at)},
+                    "registeredAt": {"N": repr(endpoint.created_at)},
                 },
                 "ConditionExpression": ENDPOINT_NOT_EXISTS,
             }
