@@ -3,6 +3,7 @@
     moto server (DynamoDB, SQS, S3 over real HTTP)   resources created from template.yaml
     HTTP  http://127.0.0.1:$PORT                     the API app and the stream app, one port
     worker loop                                      SQS → the worker handler, real event shapes;
+                                                     the webhook outbox → the webhook sender's;
                                                      a schedule → the sweep handler, every
                                                      SWEEP_INTERVAL_SECONDS (60; 0: off)
 
@@ -141,6 +142,9 @@ def main() -> None:
         QueueUrl=resources.queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"]
     env["RUN_QUEUE_VISIBILITY_SECONDS"] = attributes["VisibilityTimeout"]
     env["FILES_BUCKET_NAME"] = resources.bucket_name
+    if resources.webhook_queue_url:  # the webhook outbox; the worker loop runs its sender function
+        env["WEBHOOK_QUEUE_URL"] = resources.webhook_queue_url
+        env["WEBHOOK_DEAD_LETTER_QUEUE_URL"] = resources.webhook_dead_letter_queue_url or ""
     log.info("created from template.yaml: table %s, queue %s (+ DLQ; visibility %s s), bucket %s",
              resources.table_name, resources.queue_url.rsplit("/", 1)[-1], env["RUN_QUEUE_VISIBILITY_SECONDS"],
              resources.bucket_name)

@@ -5,8 +5,9 @@ deployed one cannot drift (the aws-samples serverless-test-samples habit). Resou
 by type and role, not by logical id, so renaming them in the template breaks nothing:
 
 - the one `AWS::DynamoDB::Table`;
-- the `AWS::SQS::Queue` with a `RedrivePolicy` is the run queue, and the queue its
-  `deadLetterTargetArn` points at is the dead-letter queue;
+- the `AWS::SQS::Queue` the functions' `RUN_QUEUE_URL` names (`!Ref`) is the run queue, the one
+  their `WEBHOOK_QUEUE_URL` names is the webhook outbox, and the queue each one's
+  `RedrivePolicy.deadLetterTargetArn` points at is its dead-letter queue;
 - the one `AWS::S3::Bucket`.
 
 Names come from `name_prefix`; a `TableName`/`QueueName`/`BucketName` in the template is ignored
@@ -67,6 +68,8 @@ class LocalResources:
     queue_arn: str
     dead_letter_queue_url: str
     bucket_name: str
+    webhook_queue_url: str | None = None
+    webhook_dead_letter_queue_url: str | None = None
 
 
 class CloudFormationLoader(yaml.SafeLoader):
@@ -121,27 +124,15 @@ def create_local_resources(
     """Create (or reuse) the template's table, queues and bucket on `endpoint_url`."""
     resources: Mapping[str, Any] = template["Resources"]
     table_id = _single_of_type(resources, TABLE_TYPE)
-    queue_id, dead_letter_queue_id = _run_queue_and_dead_letter_queue(resources)
     bucket_id = _single_of_type(resources, BUCKET_TYPE)
     parameters = {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
 
     sqs = session.client("sqs", endpoint_url=endpoint_url)
-    dead_letter_queue_url = _ensure_queue(
-        sqs,
-        f"{name_prefix}-run-dlq",
-        _used_properties(resources[dead_letter_queue_id], _QUEUE_PROPERTIES, parameters),
-    )
-    dead_letter_queue_arn = _queue_arn(sqs, dead_letter_queue_url)
-    queue_url = _ensure_queue(
-        sqs,
-        f"{name_prefix}-run-queue",
-        _used_properties(
-            resources[queue_id],
-            _QUEUE_PROPERTIES,
-            parameters,
-            {(dead_letter_queue_id, "Arn"): dead_letter_queue_arn},
-        ),
-    )
+    queue_url, dead_letter_queue_url = _ensure_queue_pair(
+        sqs, resources, _queue_named_by(template, "RUN_QUEUE_URL"), f"{name_prefix}-run", parameters)
+    webhook_queue_id = _queue_named_by(template, "WEBHOOK_QUEUE_URL", required=False)
+    webhook_queue_url, webhook_dead_letter_queue_url = (None, None) if webhook_queue_id is None else \
+        _ensure_queue_pair(sqs, resources, webhook_queue_id, f"{name_prefix}-webhook", parameters)
 
     table_name = f"{name_prefix}-runs"
     _ensure_table(
@@ -164,7 +155,37 @@ def create_local_resources(
         queue_arn=_queue_arn(sqs, queue_url),
         dead_letter_queue_url=dead_letter_queue_url,
         bucket_name=bucket_name,
+        webhook_queue_url=webhook_queue_url,
+        webhook_dead_letter_queue_url=webhook_dead_letter_queue_url,
     )
+
+
+def _queue_named_by(template: Mapping[str, Any], variable: str, *, required: bool = True) -> str | None:
+    """The logical id of the queue that the functions' environment variable `variable` is a `Ref` to."""
+    environments = [template.get("Globals", {}).get("Function", {}).get("Environment", {})]
+    environments += [resource.get("Properties", {}).get("Environment", {})
+                     for resource in template["Resources"].values() if resource.get("Type") == "AWS::Serverless::Function"]
+    named = {value["Ref"] for environment in environments
+             if isinstance(value := environment.get("Variables", {}).get(variable), dict) and list(value) == ["Ref"]}
+    queues = sorted(q for q in named if template["Resources"].get(q, {}).get("Type") == QUEUE_TYPE)
+    if len(queues) > 1 or (required and not queues):
+        raise TemplateShapeError(f"expected one {QUEUE_TYPE} named by {variable} (!Ref), found {queues}")
+    return queues[0] if queues else None
+
+
+def _ensure_queue_pair(sqs: Any, resources: Mapping[str, Any], queue_id: str, name: str,
+                       parameters: Mapping[str, Any]) -> tuple[str, str]:
+    """A queue and its dead-letter queue: (queue URL, dead-letter queue URL)."""
+    dead_letter_queue_id = _dead_letter_queue_of(resources, queue_id)
+    dead_letter_queue_url = _ensure_queue(
+        sqs, f"{name}-dlq", _used_properties(resources[dead_letter_queue_id], _QUEUE_PROPERTIES, parameters))
+    queue_url = _ensure_queue(
+        sqs,
+        f"{name}-queue",
+        _used_properties(resources[queue_id], _QUEUE_PROPERTIES, parameters,
+                         {(dead_letter_queue_id, "Arn"): _queue_arn(sqs, dead_letter_queue_url)}),
+    )
+    return queue_url, dead_letter_queue_url
 
 
 def _single_of_type(resources: Mapping[str, Any], resource_type: str) -> str:
@@ -174,22 +195,16 @@ def _single_of_type(resources: Mapping[str, Any], resource_type: str) -> str:
     return found[0]
 
 
-def _run_queue_and_dead_letter_queue(resources: Mapping[str, Any]) -> tuple[str, str]:
-    redriven = [
-        logical_id
-        for logical_id, resource in resources.items()
-        if resource.get("Type") == QUEUE_TYPE and "RedrivePolicy" in resource.get("Properties", {})
-    ]
-    if len(redriven) != 1:
-        raise TemplateShapeError(f"expected exactly one {QUEUE_TYPE} with a RedrivePolicy, found {redriven}")
-    queue_id = redriven[0]
+def _dead_letter_queue_of(resources: Mapping[str, Any], queue_id: str) -> str:
+    if "RedrivePolicy" not in resources[queue_id].get("Properties", {}):
+        raise TemplateShapeError(f"{queue_id}: expected a RedrivePolicy naming its dead-letter queue")
     target = _redrive_policy(resources[queue_id]["Properties"]["RedrivePolicy"]).get("deadLetterTargetArn")
     if not (isinstance(target, dict) and list(target) == ["Fn::GetAtt"] and target["Fn::GetAtt"][1:] == ["Arn"]):
         raise TemplateShapeError(f"{queue_id}: deadLetterTargetArn must be !GetAtt <queue>.Arn, got {target!r}")
     dead_letter_queue_id = target["Fn::GetAtt"][0]
     if resources.get(dead_letter_queue_id, {}).get("Type") != QUEUE_TYPE:
         raise TemplateShapeError(f"{queue_id}: deadLetterTargetArn names {dead_letter_queue_id}, not a {QUEUE_TYPE}")
-    return queue_id, dead_letter_queue_id
+    return str(dead_letter_queue_id)
 
 
 def _redrive_policy(value: Any) -> dict[str, Any]:

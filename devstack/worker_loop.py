@@ -5,6 +5,9 @@ shapes — one record per invocation, as `BatchSize: 1` in template.yaml — on 
 plays Lambda's concurrency. Records the handler reports in `batchItemFailures` stay on the queue
 until their visibility timeout, as with Lambda; the rest are deleted.
 
+It plays WebhookSenderFunction's event source mapping too, on the webhook outbox queue (a thread of
+its own), when WEBHOOK_QUEUE_URL is set: a failed attempt stays hidden for the retry schedule's delay.
+
 The same process plays SweepFunction's EventBridge schedule (devstack.schedule): a thread invokes the
 sweep function's real handler every SWEEP_INTERVAL_SECONDS (default 60; 0 turns it off).
 """
@@ -134,6 +137,19 @@ def start_sweep_schedule(region: str) -> None:
     log.info("sweeping runs left waiting for their client every %g s", interval)
 
 
+def start_webhook_sender(sqs: Any, region: str) -> None:
+    """Play WebhookSenderFunction's event source mapping on a thread of this process."""
+    queue_url = os.environ.get("WEBHOOK_QUEUE_URL")
+    if not queue_url:
+        return
+    from functions.webhook_sender import app as webhook_sender_function
+
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    mapping = EventSourceMapping(sqs, queue_url, queue_arn, region, webhook_sender_function.handler, concurrency=8)
+    threading.Thread(target=mapping.run_forever, name="webhook-sender", daemon=True).start()
+    log.info("delivering webhooks from %s", queue_url)
+
+
 def main() -> None:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s worker  %(message)s")
     import boto3
@@ -149,6 +165,7 @@ def main() -> None:
         sqs, queue_url, queue_arn, region, worker_function.handler, int(os.environ.get("WORKER_CONCURRENCY", "128"))
     )
     start_sweep_schedule(region)
+    start_webhook_sender(sqs, region)
     log.info("polling %s", queue_url)
     mapping.run_forever()
 

@@ -57,7 +57,8 @@ def test_second_call_reuses_every_resource(
     queues = session.client("sqs", endpoint_url=endpoint_url).list_queues(QueueNamePrefix=PREFIX)["QueueUrls"]
     buckets = [b["Name"] for b in session.client("s3", endpoint_url=endpoint_url).list_buckets()["Buckets"]]
     assert [name for name in tables if name.startswith(PREFIX)] == [resources.table_name]
-    assert sorted(queues) == sorted([resources.queue_url, resources.dead_letter_queue_url])
+    assert sorted(queues) == sorted([resources.queue_url, resources.dead_letter_queue_url,
+                                     resources.webhook_queue_url, resources.webhook_dead_letter_queue_url])
     assert [name for name in buckets if name.startswith(PREFIX)] == [resources.bucket_name]
 
 
@@ -79,7 +80,7 @@ def test_table_has_template_key_schema_and_ttl_on_expires_at(
 def test_run_queue_visibility_timeout_is_the_template_value(
     resources: LocalResources, template: dict[str, Any], session: boto3.session.Session, endpoint_url: str
 ) -> None:
-    (run_queue,) = [q for q in _of_type(template, "AWS::SQS::Queue") if "RedrivePolicy" in q["Properties"]]
+    run_queue = template["Resources"]["RunQueue"]
     sqs = session.client("sqs", endpoint_url=endpoint_url)
     attributes = sqs.get_queue_attributes(QueueUrl=resources.queue_url, AttributeNames=["All"])["Attributes"]
     assert int(attributes["VisibilityTimeout"]) == run_queue["Properties"]["VisibilityTimeout"]
@@ -89,7 +90,7 @@ def test_run_queue_visibility_timeout_is_the_template_value(
 def test_message_received_more_than_max_receive_count_lands_in_dead_letter_queue(
     resources: LocalResources, template: dict[str, Any], session: boto3.session.Session, endpoint_url: str
 ) -> None:
-    (run_queue,) = [q for q in _of_type(template, "AWS::SQS::Queue") if "RedrivePolicy" in q["Properties"]]
+    run_queue = template["Resources"]["RunQueue"]
     max_receive_count = run_queue["Properties"]["RedrivePolicy"]["maxReceiveCount"]
     sqs = session.client("sqs", endpoint_url=endpoint_url)
     body = json.dumps({"runId": "run_0123456789abcdef0123456789abcdef", "orgId": "my-org"})
@@ -116,3 +117,17 @@ def test_bucket_blocks_public_access_and_is_encrypted(
     )
     rules = s3.get_bucket_encryption(Bucket=resources.bucket_name)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+
+def test_webhook_outbox_queue_has_the_template_settings_and_its_own_dead_letter_queue(
+    resources: LocalResources, template: dict[str, Any], session: boto3.session.Session, endpoint_url: str
+) -> None:
+    declared = template["Resources"]["WebhookQueue"]["Properties"]
+    sqs = session.client("sqs", endpoint_url=endpoint_url)
+    assert resources.webhook_queue_url and resources.webhook_dead_letter_queue_url
+    attributes = sqs.get_queue_attributes(QueueUrl=resources.webhook_queue_url, AttributeNames=["All"])["Attributes"]
+    dead_letter_arn = sqs.get_queue_attributes(QueueUrl=resources.webhook_dead_letter_queue_url,
+                                               AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert int(attributes["VisibilityTimeout"]) == declared["VisibilityTimeout"]
+    assert json.loads(attributes["RedrivePolicy"]) == {
+        "deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": declared["RedrivePolicy"]["maxReceiveCount"]}

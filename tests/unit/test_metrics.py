@@ -308,9 +308,11 @@ def test_each_alarm_watches_its_resource_and_notifies_only_a_given_topic(templat
     resources = template["Resources"]
     alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
     assert set(alarms) == {"DeadLetterQueueAlarm", "WorkerErrorsAlarm", "WorkerThrottlesAlarm",
-                           "RunsTableThrottlesAlarm", "FailedRunsAlarm"}
+                           "RunsTableThrottlesAlarm", "FailedRunsAlarm", "WebhookDeadLetterQueueAlarm"}
     assert alarms["DeadLetterQueueAlarm"]["Dimensions"] == [
         {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
+    assert alarms["WebhookDeadLetterQueueAlarm"]["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["WebhookDeadLetterQueue", "QueueName"]}}]
     assert resources["RunQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == {
         "Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     for name, metric in (("WorkerErrorsAlarm", "Errors"), ("WorkerThrottlesAlarm", "Throttles")):

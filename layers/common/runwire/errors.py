@@ -38,6 +38,22 @@ class OrgRequiredError(InvalidRequestError):
     code = "org_required"
 
 
+class WebhookTargetRefusedError(InvalidRequestError):
+    """A webhook URL that may not be called: not https, or a private, loopback or link-local address."""
+
+    code = "webhook_target_refused"
+
+
+class WebhooksNotConfiguredError(InvalidRequestError):
+    """This deployment has no webhook outbox (WEBHOOK_QUEUE_URL): a webhook would never be sent."""
+
+    code = "webhooks_not_configured"
+
+
+class WebhookLimitError(InvalidRequestError):
+    code = "webhook_limit_reached"
+
+
 class AuthenticationError(RunwireError):
     code = "unauthenticated"
 
@@ -52,6 +68,10 @@ class NotFoundError(RunwireError):
 
 class RunNotFoundError(NotFoundError):
     code = "run_not_found"
+
+
+class WebhookNotFoundError(NotFoundError):
+    code = "webhook_not_found"
 
 
 class RunConflictError(RunwireError):
@@ -102,6 +122,12 @@ class QueueUnavailableError(RunwireError):
 
 class ConfigurationError(RunwireError):
     code = "configuration_error"
+
+
+class WebhookDeliveryError(RunwireError):
+    """One attempt to POST a webhook failed (refused target, no connection, timeout, a non-2xx answer)."""
+
+    code = "webhook_delivery_failed"
 
 
 # --- the model provider -----------------------------------------------------------------------

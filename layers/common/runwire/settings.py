@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .core.webhooks import STANDARD_RETRY_SCHEDULE, RetrySchedule
+
 
 class ProviderName(enum.StrEnum):
     ANTHROPIC = "anthropic"
@@ -57,6 +59,20 @@ class Settings(BaseModel):
     chunk_window_ms: float = Field(100.0, gt=0, alias="CHUNK_WINDOW_MS")
     cancel_check_ms: float = Field(500.0, gt=0, alias="CANCEL_CHECK_MS")
 
+    webhook_queue_url: str | None = Field(None, alias="WEBHOOK_QUEUE_URL")
+    """The webhook outbox queue; unset: no webhooks (a run's `webhook` and `POST /v1/webhooks` are refused)."""
+    webhook_dead_letter_queue_url: str | None = Field(None, alias="WEBHOOK_DEAD_LETTER_QUEUE_URL")
+    webhook_retry_schedule_seconds: str = Field(",".join(f"{d:g}" for d in STANDARD_RETRY_SCHEDULE),
+                                                alias="WEBHOOK_RETRY_SCHEDULE_SECONDS")
+    """Seconds before each delivery attempt, the first included: Standard Webhooks' schedule by default."""
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=30, alias="WEBHOOK_TIMEOUT_SECONDS")
+    """How long one attempt waits to connect, and for each read of the answer."""
+    webhook_endpoint_cache_seconds: float = Field(30.0, ge=0, alias="WEBHOOK_ENDPOINT_CACHE_SECONDS")
+    """How long a process trusts what it read of an org's endpoints when deciding whether a transition
+    makes an event at all (an endpoint registered since may miss events for about this long)."""
+    allow_private_network_targets: bool = Field(False, alias="ALLOW_PRIVATE_NETWORK_TARGETS")
+    """Let webhooks go to private and loopback addresses, and over http: local stacks and tests only."""
+
     @model_validator(mode="after")
     def _message_reappears_after_the_lease(self) -> Settings:
         if self.message_visibility_seconds <= self.lease_seconds:
@@ -68,6 +84,15 @@ class Settings(BaseModel):
     def _retention_outlives_runs(self) -> Settings:
         if self.stream_retention_seconds < self.max_run_seconds:
             raise ValueError("STREAM_RETENTION_SECONDS must be at least MAX_RUN_SECONDS: a run must stay readable while it runs")
+        return self
+
+    @property
+    def webhook_retry_schedule(self) -> RetrySchedule:
+        return RetrySchedule.parse(self.webhook_retry_schedule_seconds)
+
+    @model_validator(mode="after")
+    def _webhook_schedule_parses(self) -> Settings:
+        self.webhook_retry_schedule  # noqa: B018 (raises ValueError for a bad schedule)
         return self
 
     @classmethod

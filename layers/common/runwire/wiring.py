@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import os
+import secrets
 import time
+import uuid
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 from .adapters.dynamodb import DynamoDBRunStore
 from .adapters.dynamodb_conversations import DynamoDBConversationStore
-from .adapters.emf_metrics import DEFAULT_NAMESPACE, DEFAULT_SERVICE, PowertoolsRunMetrics
+from .adapters.dynamodb_webhooks import DynamoDBWebhookStore
+from .adapters.emf_metrics import DEFAULT_NAMESPACE, DEFAULT_SERVICE, PowertoolsRunMetrics, PowertoolsWebhookMetrics
+from .adapters.network_targets import NetworkTargetGuard
 from .adapters.retry_metrics import count_storage_retries
 from .adapters.sqs import SQSDelivery, SQSRunQueue
+from .adapters.sqs_webhooks import SQSWebhookOutbox
 from .adapters.tokens import JWTVerifier
+from .adapters.webhook_http import HTTPWebhookTransport
 from .core.actions import ActionService, WaitSweeper
 from .core.agents import AgentCatalog, default_catalog, parse_agent_specs
 from .core.chunks import CoalescingPolicy
@@ -21,11 +27,13 @@ from .core.cursors import CursorSealer
 from .core.lease import LeasePolicy, LostMessageSweeper
 from .core.listing import ListingService
 from .core.metrics import RunMetrics
-from .core.ports import ModelProvider
+from .core.ports import ModelProvider, RunStore
 from .core.run_service import RunService, RunServicePolicy
 from .core.stepper import ModelRetryPolicy
 from .core.tailing import PollPolicy
 from .core.tools import default_tools
+from .core.webhook_outbox import NotifyingRunStore, WebhookNotifier, WebhookSender
+from .core.webhooks import WebhookService
 from .core.worker import RunWorker, WorkerPolicy
 from .errors import ConfigurationError
 from .formats.base import StreamFormat
@@ -95,8 +103,54 @@ def aws_client(settings: Settings, service: str) -> Any:
     return _aws_client(service, settings.aws_region, settings.aws_endpoint_url)
 
 
-def run_store(settings: Settings) -> DynamoDBRunStore:
-    return DynamoDBRunStore(aws_client(settings, "dynamodb"), settings.runs_table_name, time.time)
+def run_store(settings: Settings) -> RunStore:
+    """The runs table; with webhooks configured, every finish and suspend also puts its event on the
+    webhook outbox (core.webhook_outbox.NotifyingRunStore)."""
+    store = DynamoDBRunStore(aws_client(settings, "dynamodb"), settings.runs_table_name, time.time)
+    if not settings.webhook_queue_url:
+        return store
+    return NotifyingRunStore(store, _webhook_notifier(settings))
+
+
+# --- webhooks (core.webhooks, core.webhook_outbox) -----------------------------------------------
+def webhook_store(settings: Settings) -> DynamoDBWebhookStore:
+    return DynamoDBWebhookStore(aws_client(settings, "dynamodb"), settings.runs_table_name, time.time)
+
+
+def webhook_outbox(settings: Settings) -> SQSWebhookOutbox:
+    if not settings.webhook_queue_url:
+        raise ConfigurationError("WEBHOOK_QUEUE_URL is not set")
+    return SQSWebhookOutbox(aws_client(settings, "sqs"), settings.webhook_queue_url,
+                            settings.webhook_dead_letter_queue_url)
+
+
+def webhook_metrics(environ: Mapping[str, str] | None = None) -> PowertoolsWebhookMetrics:
+    environ = os.environ if environ is None else environ
+    return PowertoolsWebhookMetrics(namespace=environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE,
+                                    service=environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE)
+
+
+@cache
+def _webhook_notifier(settings: Settings) -> WebhookNotifier:
+    """One per process, so its cache of the orgs' endpoints is shared by every store built here."""
+    return WebhookNotifier(webhook_store(settings), webhook_outbox(settings), time.time,
+                           cache_seconds=settings.webhook_endpoint_cache_seconds, metrics=webhook_metrics())
+
+
+def network_target_guard(settings: Settings) -> NetworkTargetGuard:
+    return NetworkTargetGuard(allow_private=settings.allow_private_network_targets)
+
+
+def webhook_service(settings: Settings) -> WebhookService:
+    return WebhookService(webhook_store(settings), network_target_guard(settings), time.time, secrets.token_bytes,
+                          lambda: uuid.uuid4().hex, delivering=bool(settings.webhook_queue_url))
+
+
+def build_webhook_sender(settings: Settings | None = None) -> WebhookSender:
+    settings = settings or load_settings()
+    transport = HTTPWebhookTransport(network_target_guard(settings), timeout_seconds=settings.webhook_timeout_seconds)
+    return WebhookSender(webhook_store(settings), webhook_outbox(settings), transport, time.time,
+                         settings.webhook_retry_schedule, webhook_metrics())
 
 
 def run_metrics(settings: Settings | None = None, environ: Mapping[str, str] | None = None) -> RunMetrics:
@@ -120,7 +174,7 @@ def conversation_store(settings: Settings) -> DynamoDBConversationStore:
     )
 
 
-def run_service(settings: Settings, store: DynamoDBRunStore | None = None) -> RunService:
+def run_service(settings: Settings, store: RunStore | None = None) -> RunService:
     if not settings.run_queue_url:
         raise ConfigurationError("RUN_QUEUE_URL is not set")
     return RunService(
@@ -132,6 +186,7 @@ def run_service(settings: Settings, store: DynamoDBRunStore | None = None) -> Ru
         time.time,
         conversations=conversation_store(settings),
         metrics=run_metrics(settings),
+        request_checks=[webhook_service(settings).check_run_request],
     )
 
 
@@ -157,9 +212,11 @@ def jwt_verifier(settings: Settings) -> JWTVerifier:
     return JWTVerifier(jwt_secret(settings))
 
 
-def listing_service(settings: Settings, store: DynamoDBRunStore, *, cursor_secret: str) -> ListingService:
+def listing_service(settings: Settings, *, cursor_secret: str) -> ListingService:
     """Listing cursors are sealed with a key derived from `cursor_secret` (the JWT secret: one
-    secret fewer to deploy and rotate; rotating it ends the cursors handed out, as it ends tokens)."""
+    secret fewer to deploy and rotate; rotating it ends the cursors handed out, as it ends tokens).
+    Listing only reads, so it reads the runs table itself (no webhook outbox in front)."""
+    store = DynamoDBRunStore(aws_client(settings, "dynamodb"), settings.runs_table_name, time.time)
     conversations = conversation_store(settings)
     return ListingService(store, store, conversations, conversations, CursorSealer.from_secret(cursor_secret))
 
@@ -228,7 +285,7 @@ def build_lost_message_sweeper(settings: Settings | None = None) -> LostMessageS
                               time.time, policy.lease, horizon_seconds=policy.claimed_expiry(0))
 
 
-def action_service(settings: Settings, runs: RunService, store: DynamoDBRunStore) -> ActionService:
+def action_service(settings: Settings, runs: RunService, store: RunStore) -> ActionService:
     return ActionService(store, SQSRunQueue(aws_client(settings, "sqs"), settings.run_queue_url), time.time, runs.get)
 
 
@@ -241,7 +298,7 @@ def build_api_app(settings: Settings | None = None) -> Any:
     secret = jwt_secret(settings)
     return create_api_app(
         ApiDependencies(runs, JWTVerifier(secret), action_service(settings, runs, store),
-                        listing_service(settings, store, cursor_secret=secret))
+                        listing_service(settings, cursor_secret=secret), webhooks=webhook_service(settings))
     )
 
 

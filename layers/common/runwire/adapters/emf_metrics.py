@@ -171,3 +171,24 @@ def _write(lines: dict[_Line, dict[str, int]]) -> None:
     with _write_lock:
         sys.stdout.write(text)
         sys.stdout.flush()
+
+
+# Webhooks (core.webhook_outbox.WebhookMetrics): docs/deployment.md, "Webhooks".
+WEBHOOK_EVENTS_LOST = "WebhookEventsLost"
+WEBHOOKS_DELIVERED = "WebhooksDelivered"
+WEBHOOK_ATTEMPTS_FAILED = "WebhookAttemptsFailed"
+WEBHOOKS_EXHAUSTED = "WebhooksExhausted"
+
+
+class PowertoolsWebhookMetrics(PowertoolsRunMetrics):
+    def webhook_event_lost(self) -> None:
+        self._add(WEBHOOK_EVENTS_LOST, 1)
+
+    def webhook_delivered(self) -> None:
+        self._add(WEBHOOKS_DELIVERED, 1)
+
+    def webhook_attempt_failed(self) -> None:
+        self._add(WEBHOOK_ATTEMPTS_FAILED, 1)
+
+    def webhook_exhausted(self) -> None:
+        self._add(WEBHOOKS_EXHAUSTED, 1)

@@ -101,6 +101,14 @@ class ImageInput(WireModel):
         return self
 
 
+class RunWebhook(WireModel):
+    """Where to POST this run's webhook events, signed with the org's secret (docs/api.md, "Webhooks")."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, strict=True, extra="forbid")
+
+    url: Annotated[str, Field(min_length=1, max_length=2048)]
+
+
 MultitaskStrategy = Literal["reject", "enqueue", "interrupt"]
 """What a run started on a conversation does when another run of it is still active (LangGraph's
 multitask strategies): `reject` it (409), `enqueue` it behind the active one, or `interrupt` the
@@ -124,6 +132,7 @@ class RunRequest(WireModel):
     images: list[ImageInput] | None = Field(default=None, max_length=20)
     multitask_strategy: MultitaskStrategy | None = None
     """With `conversationId`: what happens when the conversation has an active run (default `reject`)."""
+    webhook: RunWebhook | None = None
 
     @model_validator(mode="after")
     def _task_not_blank(self) -> RunRequest:

@@ -9,7 +9,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import (
@@ -114,8 +114,11 @@ class RunService:
         conversations: ConversationStore | None = None,
         sleep: Callable[[float], object] = time.sleep,
         metrics: RunMetrics | None = None,
+        request_checks: Sequence[Callable[[Caller, RunRequest], None]] = (),
     ) -> None:
         self._metrics = metrics or NullMetrics()
+        self._request_checks = tuple(request_checks)
+        """More checks a request must pass before its run is stored (e.g. its webhook URL's target)."""
         self._conversations = conversations
         self._sleep = sleep
         self._store = store
@@ -132,6 +135,8 @@ class RunService:
     def start(self, caller: Caller, request: RunRequest) -> RunRecord:
         agent = self._catalog.by_role(request.agent_role)
         check_tools(agent, request)
+        for check in self._request_checks:
+            check(caller, request)
         try:
             size = len(request.model_dump_json(by_alias=True, exclude_none=True).encode())
         except ValueError as exc:  # pydantic cannot serialize it (e.g. nested past its recursion limit)

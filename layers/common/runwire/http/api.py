@@ -14,6 +14,7 @@ from ..core.cursors import MAX_CURSOR_CHARS
 from ..core.listing import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, ListingService
 from ..core.models import IDENTIFIER_PATTERN, RunRecord, RunRequest, RunStatus
 from ..core.run_service import RunService, new_conversation_id
+from ..core.webhooks import WebhookService
 from ..errors import RunFailedError
 from ..formats import content_final
 from .auth import CallerDep
@@ -34,6 +35,7 @@ from .views import (
     SubmitToolOutputs,
     WaitRunRequest,
 )
+from .webhook_routes import install_webhook_routes
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid request: `{\"error\": {\"code\", \"message\"}}`"},
@@ -57,6 +59,7 @@ class ApiDependencies:
     verifier: JWTVerifier
     actions: ActionService
     listing: ListingService
+    webhooks: WebhookService | None = None
 
 
 ANSWER_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -242,6 +245,8 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
         latest run. Its runs stay readable until they expire."""
         deps.listing.delete_conversation(who, conversation_id)
         return Response(status_code=204)
+    if deps.webhooks is not None:
+        install_webhook_routes(app, deps.webhooks)
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:
