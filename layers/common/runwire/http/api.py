@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.routing import BaseRoute
 
 from ..adapters.tokens import JWTVerifier
 from ..core.actions import ActionService
@@ -16,6 +18,8 @@ from ..errors import RunFailedError
 from ..formats import content_final
 from .auth import CallerDep
 from .errors import install_error_handlers
+from .openapi import serve_api_docs
+from .unknown_fields import CanonicalRoute
 from .views import (
     SYNC_WAIT_LIMIT_SECONDS,
     ConversationMessagesPage,
@@ -25,6 +29,7 @@ from .views import (
     StartRunResponse,
     SubmitApprovals,
     SubmitToolOutputs,
+    TwoStepRunRequest,
     WaitRunRequest,
 )
 
@@ -32,8 +37,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid request: `{\"error\": {\"code\", \"message\"}}`"},
     401: {"description": "Missing, invalid or expired token"},
     403: {"description": "The token does not grant the requested org"},
-    404: {"description": "No such run in this org (or it has expired)"},
 }
+"""Every route's own; `http/openapi.py` adds the rest (404 where the path names something, 503…)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,8 @@ class ApiDependencies:
     verifier: JWTVerifier
     stream_base_url: str | None
     actions: ActionService
+    stream_routes: Callable[[], Sequence[BaseRoute]] | None = None
+    """The stream app's routes, for the one OpenAPI document (built only when it is asked for)."""
 
 
 ANSWER_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -59,8 +66,13 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
             "Start agent runs and follow them. Stream a run's events from the stream URL "
             "(Server-Sent Events, resumable with `Last-Event-ID`), or poll `/v1/runs/{runId}/events`."
         ),
+        openapi_url=None,  # served by serve_api_docs: one document for both apps, /docs without a CDN
+        docs_url=None,
+        redoc_url=None,
     )
+    app.router.route_class = CanonicalRoute
     install_error_handlers(app)
+    serve_api_docs(app, deps.stream_routes)
     app.state.verifier = deps.verifier
 
     def started(request: Request, run: RunRecord, stream_path: str) -> JSONResponse:
@@ -81,9 +93,10 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
         """Queue a run and answer at once with its ids and URLs."""
         return started(request, deps.runs.start(who, body), "/v1/runs/{run_id}/stream")
 
-    @app.post("/ai/agent/stream", status_code=202, response_model=StartRunResponse, responses=ERROR_RESPONSES, tags=["seed 000"])
-    def start_agent_stream(body: RunRequest, request: Request, who: CallerDep) -> JSONResponse:
-        """Seed 000's step 1: same as `POST /v1/runs`; open `GET /ai/stream/{streamId}` next."""
+    @app.post("/ai/agent/stream", status_code=202, response_model=StartRunResponse, responses=ERROR_RESPONSES, tags=["two-step stream"])
+    def start_agent_stream(body: TwoStepRunRequest, request: Request, who: CallerDep) -> JSONResponse:
+        """Step 1 of the two-step stream: as `POST /v1/runs`, but fields it does not know are ignored;
+        open `GET /ai/stream/{streamId}` next."""
         return started(request, deps.runs.start(who, body), "/ai/stream/{run_id}")
 
     @app.post(
@@ -108,10 +121,10 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
         response_model=content_final.ChatRunResponse,
         responses={**ERROR_RESPONSES, 202: {"model": StartRunResponse, "description": "Still running after 25 s"},
                    502: {"description": "The run failed: the model provider's error"}},
-        tags=["seed 003"],
+        tags=["content/is_final"],
     )
     def chat_run(body: content_final.ContentChatRequest, request: Request, who: CallerDep) -> JSONResponse:
-        """Seed 003's sync turn: the full reply, remembered in the conversation (created when new)."""
+        """A synchronous chat turn: the full reply, remembered in the conversation (created when new)."""
         run = deps.runs.start(who, content_final.to_run_request(body, new_conversation_id=new_conversation_id))
         finished = deps.runs.wait_for_end(who, run.run_id, timeout=SYNC_WAIT_LIMIT_SECONDS)
         if not finished.status.is_terminal:

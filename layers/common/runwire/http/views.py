@@ -36,6 +36,12 @@ SYNC_WAIT_LIMIT_SECONDS = 25.0
 """API Gateway's HTTP API ends every request at 30 s (StartRunFunction's Timeout is 29)."""
 
 
+class TwoStepRunRequest(RunRequest):
+    """`POST /ai/agent/stream`: a run request, as `POST /v1/runs` takes it, except that fields it does
+    not know, at any depth, are ignored (the two-step stream's clients send their own), where the
+    `/v1/` routes refuse them."""
+
+
 class WaitRunRequest(RunRequest):
     """`POST /v1/runs/wait`: a run request, plus how long to wait for the run to finish."""
 
