@@ -58,7 +58,8 @@ TAGS: list[dict[str, Any]] = [
     {"name": "streams", "description": "A run's events as Server-Sent Events, resumable with `Last-Event-ID`."},
     {"name": "conversations", "description": "What a conversation remembers."},
     {"name": "two-step stream", "description": "Start a run with one request, stream it with a second "
-     "(`POST /ai/agent/stream`, then `GET /ai/stream/{streamId}`). Fields the request does not know are ignored."},
+     "(`POST /ai/agent/stream`, then `GET /ai/stream/{streamId}`). Fields the request does not know are ignored "
+     "(but `settings` refuses unknown keys, as everywhere)."},
     {"name": "AI SDK UI message stream", "description": "The Vercel AI SDK's UI message stream protocol "
      "(`useChat` with `DefaultChatTransport`). Fields the SDK sends that the route does not use are ignored."},
     {"name": "chat events", "description": "`{type, content}` events for a named agent (`agent_id`)."},

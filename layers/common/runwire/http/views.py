@@ -38,8 +38,8 @@ SYNC_WAIT_LIMIT_SECONDS = 25.0
 
 class TwoStepRunRequest(RunRequest):
     """`POST /ai/agent/stream`: a run request, as `POST /v1/runs` takes it, except that fields it does
-    not know, at any depth, are ignored (the two-step stream's clients send their own), where the
-    `/v1/` routes refuse them."""
+    not know are ignored (the two-step stream's clients send their own), where the `/v1/` routes
+    refuse them. `settings` refuses unknown keys on both: they would be meant for the model."""
 
 
 class WaitRunRequest(RunRequest):
