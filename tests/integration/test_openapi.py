@@ -1,0 +1,109 @@
+"""The OpenAPI document and /docs of the running local stack, read by the tools a user would point at
+them (issue 12, point 1): an OpenAPI validator, schemathesis over every JSON route with a valid
+token, and Chromium opening /docs with every other origin refused."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from openapi_spec_validator import validate
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from .test_js_clients import _missing_chromium, missing_js_tooling, node_json, require
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
+          response_schema_conformance]
+"""What a client generator relies on: no 5xx, only declared statuses, content types and bodies.
+Not `positive_data_acceptance`: a body the schema allows may still be refused by what a schema
+cannot say (an `agentRole` that names no agent, `temperature` with `topP`), with a declared 400."""
+
+EXAMPLES_PER_OPERATION = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "12"))
+
+
+def is_event_stream(operation: dict) -> bool:
+    return "text/event-stream" in operation.get("responses", {}).get("200", {}).get("content", {})
+
+
+@pytest.fixture(scope="module")
+def live_document(stack) -> dict:
+    response = httpx.get(f"{stack.base_url}/openapi.json", timeout=30)
+    assert response.status_code == 200
+    return response.json()
+
+
+@pytest.fixture(scope="module")
+def live_schema(stack, live_document):
+    """Every JSON route of the document, read from the stack (the stream routes answer a stream)."""
+    return schemathesis.openapi.from_url(f"{stack.base_url}/openapi.json").exclude(
+        func=lambda ctx: is_event_stream(ctx.operation.definition.raw)
+    )
+
+
+def test_the_served_document_is_valid_and_describes_both_apps(live_document):
+    validate(live_document)
+    paths = live_document["paths"]
+    assert "post" in paths["/v1/runs"] and "get" in paths["/v1/runs/{run_id}/stream"]
+    assert "post" in paths["/api/agent/chat/stream"] and "post" in paths["/chat/run"]
+
+
+def test_the_stack_refuses_a_misspelt_field_on_v1_and_the_surface_ignores_it(stack, client):
+    typo = client.post(f"{stack.base_url}/v1/runs", json={"task": "Hi", "agentrole": "support"}, headers=stack.headers())
+    surface = client.post(f"{stack.base_url}/ai/agent/stream", json={"task": "Hi", "agentrole": "support"},
+                          headers=stack.headers())
+
+    assert typo.status_code == 400, typo.text
+    assert typo.json()["error"]["message"].startswith("agentrole: unknown field")
+    assert surface.status_code == 202, surface.text
+
+
+def fuzz(operation: schemathesis.APIOperation, mode: GenerationMode, checks: list, headers: dict[str, str]) -> None:
+    @given(case=operation.as_strategy(generation_mode=mode, headers=headers))
+    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    def call(case: schemathesis.Case) -> None:
+        case.call_and_validate(checks=checks, timeout=40)
+
+    call()
+
+
+def test_json_routes_answer_no_5xx_and_only_what_the_document_declares(stack, live_schema):
+    """Schemathesis over every JSON route, with a valid token: data the document allows, and data it
+    does not, which must be refused with a declared 4xx (an unknown field in a /v1 body included)."""
+    failures: list[str] = []
+    fuzzed = 0
+    for result in live_schema.get_all_operations():
+        operation = result.ok()
+        for mode, checks in ((GenerationMode.POSITIVE, CHECKS), (GenerationMode.NEGATIVE, [*CHECKS, negative_data_rejection])):
+            try:
+                fuzz(operation, mode, checks, stack.headers())
+            except Exception as failure:  # each operation's first failure, all reported at once
+                failures.append(f"{operation.label} ({mode.value}): {failure}")
+        fuzzed += 1
+    assert not failures, "\n\n".join(failures)
+    assert fuzzed >= 10
+
+
+def test_docs_page_renders_offline_in_chromium_and_lists_the_operations(stack, live_document):
+    require(missing_js_tooling() or _missing_chromium())
+
+    page = node_json(stack, "docs_page.mjs")
+
+    assert page["offOrigin"] == [], "the page asked for another origin (a CDN?)"
+    assert page["pageErrors"] == [] and page["failedResponses"] == [], page
+    assert page["authorize"], "no Authorize button: the document declares no security scheme"
+    declared = {f"{method.upper()} {path}" for path, item in live_document["paths"].items() for method in item}
+    shown = set(page["operations"])
+    assert shown == declared, json.dumps({"missing": sorted(declared - shown), "extra": sorted(shown - declared)})
