@@ -170,3 +170,10 @@ def test_the_stream_app_serves_no_document_of_its_own(apps):
     with TestClient(apps[1]) as stream:
         assert stream.get("/openapi.json").status_code == 404
         assert stream.get("/docs").status_code == 404
+
+
+def test_operation_ids_are_the_endpoints_names_and_unique(document):
+    ids = [operation["operationId"] for _, _, operation in operations(document)]
+
+    assert len(ids) == len(set(ids)), ids
+    assert {"start_run", "get_run", "stream_run", "stream_ai_sdk_chat", "stream_agent_chat_or_content_chat"} <= set(ids)

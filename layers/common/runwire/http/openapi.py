@@ -233,6 +233,9 @@ def api_document(title: str, version: str, routes: Sequence[BaseRoute]) -> dict[
 
 
 def describe_operation(operation: dict[str, Any], route: APIRoute, method: str, schemas: dict[str, Any]) -> None:
+    # The endpoint's name (`start_run`), not FastAPI's `start_run_v1_runs_post`: what a generated
+    # client calls its function.
+    operation["operationId"] = route.name if len(route.methods or ()) == 1 else f"{route.name}_{method.lower()}"
     responses: dict[str, Any] = operation.setdefault("responses", {})
     responses.pop("422", None)
     if authenticated(route.dependant):

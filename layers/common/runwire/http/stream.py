@@ -252,7 +252,7 @@ def create_stream_app(deps: StreamDependencies) -> FastAPI:
         )
 
     @app.get("/ai/stream/{stream_id}", tags=["two-step stream"], response_class=StreamingResponse)
-    async def stream_seed000(
+    async def stream_two_step(
         stream_id: str, request: Request, caller: CallerDep, after: After = None, format_name: Format = None
     ) -> Response:
         """Step 2 of the two-step stream: `event: data` per chunk, then `event: end`."""

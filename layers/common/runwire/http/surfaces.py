@@ -101,6 +101,11 @@ class SurfaceRoute:
         members = tuple(Annotated[s.body, Tag(s.name)] for s in self.surfaces)
         return Annotated[Union[members], Discriminator(pick)]  # noqa: UP007 - Union of a runtime tuple
 
+    @property
+    def name(self) -> str:
+        """The endpoint's name (OpenAPI's operationId): `stream_ai_sdk_chat`, …"""
+        return "stream_" + "_or_".join(surface.name.replace("-", "_") for surface in self.surfaces)
+
     def error_statuses(self) -> list[int]:
         """The statuses this route's surfaces answer besides the API's usual ones, for OpenAPI."""
         statuses = {status for surface in self.surfaces for status in surface.statuses.values()}
@@ -222,6 +227,7 @@ def add_surface_routes(app: FastAPI, streams: SurfaceStreams, catalog: AgentCata
             surface_endpoint(route, streams, catalog),
             methods=["POST"],
             summary=route.summary,
+            name=route.name,
             tags=list(route.tags),
             response_class=Response,
             responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
