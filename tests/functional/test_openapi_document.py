@@ -7,11 +7,13 @@ import json
 import re
 
 import pytest
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
 
-from runwire.http.openapi import STREAMS, authenticated
+from runwire.http.auth import CallerDep
+from runwire.http.openapi import STREAMS, api_document, operation_id
 
 from .in_memory_apps import in_memory_apps
 
@@ -90,24 +92,37 @@ def test_the_chat_surfaces_declare_their_own_statuses(document):
     assert "409" in document["paths"]["/api/agent/chat/stream"]["post"]["responses"]  # an answer nothing waits for
 
 
-def test_security_schemes_bearer_everywhere_and_the_cookie_on_gets_only(apps, document):
+def test_security_schemes_bearer_everywhere_and_the_cookie_on_gets_only(document):
     schemes = document["components"]["securitySchemes"]
-    assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    assert {k: schemes["bearerAuth"][k] for k in ("type", "scheme", "bearerFormat")} == {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     assert schemes["accessTokenCookie"]["in"] == "cookie" and schemes["accessTokenCookie"]["name"] == "access_token"
     secured = 0
-    for app in apps:
-        for route in app.routes:
-            if not (isinstance(route, APIRoute) and route.include_in_schema and authenticated(route.dependant)):
-                continue
-            for method in route.methods:
-                operation = document["paths"][route.path_format][method.lower()]
-                expected = [{"bearerAuth": []}] + ([{"accessTokenCookie": []}] if method == "GET" else [])
-                assert operation["security"] == expected, (method, route.path_format)
-                where = {(p["name"], p["in"]) for p in operation["parameters"]}
-                assert {("orgid", "header"), ("orgid", "query")} <= where, (method, route.path_format)
-                assert {"401", "403"} <= set(operation["responses"]), (method, route.path_format)
-                secured += 1
+    for path, method, operation in operations(document):
+        expected = [{"bearerAuth": []}] + ([{"accessTokenCookie": []}] if method in ("get", "head") else [])
+        assert operation.get("security") == expected, (method, path)  # every route in the document needs a token
+        where = {(p["name"], p["in"]) for p in operation["parameters"]}
+        assert {("orgid", "header"), ("orgid", "query")} <= where, (method, path)
+        assert {"400", "401", "403"} <= set(operation["responses"]), (method, path)
+        secured += 1
     assert secured >= 15
+
+
+def test_a_route_of_an_included_router_is_described_as_the_apps_own():
+    """How a feature adds its routes (an `APIRouter`, included): described the same way."""
+    app = FastAPI(generate_unique_id_function=operation_id)
+    router = APIRouter(prefix="/v1/things", tags=["runs"])
+
+    @router.delete("/{thing_id}", status_code=204)
+    def delete_thing(thing_id: str, who: CallerDep) -> None:
+        return None
+
+    app.include_router(router)
+    operation = api_document("t", "1", app.routes)["paths"]["/v1/things/{thing_id}"]["delete"]
+
+    assert operation["operationId"] == "delete_thing"
+    assert operation["security"] == [{"bearerAuth": []}]
+    assert {"400", "401", "403", "404", "503"} <= set(operation["responses"]) and "422" not in operation["responses"]
 
 
 def test_stream_routes_are_event_streams_with_their_event_shapes(apps, document):

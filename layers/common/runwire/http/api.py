@@ -18,8 +18,8 @@ from ..errors import RunFailedError
 from ..formats import content_final
 from .auth import CallerDep
 from .errors import install_error_handlers
-from .openapi import serve_api_docs
-from .unknown_fields import CanonicalRoute
+from .openapi import operation_id, serve_api_docs
+from .unknown_fields import refuse_unknown_fields_on_v1
 from .views import (
     SYNC_WAIT_LIMIT_SECONDS,
     ConversationMessagesPage,
@@ -67,10 +67,11 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
             "(Server-Sent Events, resumable with `Last-Event-ID`), or poll `/v1/runs/{runId}/events`."
         ),
         openapi_url=None,  # served by serve_api_docs: one document for both apps, /docs without a CDN
+        generate_unique_id_function=operation_id,
         docs_url=None,
         redoc_url=None,
     )
-    app.router.route_class = CanonicalRoute
+    refuse_unknown_fields_on_v1(app)
     install_error_handlers(app)
     serve_api_docs(app, deps.stream_routes)
     app.state.verifier = deps.verifier

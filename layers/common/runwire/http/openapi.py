@@ -6,8 +6,9 @@ too:
 
 - both apps' routes in one document (the API app serves it; the stream app serves none), since
   deployed they sit under one base URL;
-- the security schemes: a bearer JWT, or on GET/HEAD the `access_token` cookie (`http/auth.py`),
-  and the `orgid` header (or query parameter) on every authenticated route;
+- the security schemes: a bearer JWT, or on GET/HEAD the `access_token` cookie, and the `orgid`
+  header (or query parameter) on every authenticated route (`http/auth.py` declares them; the
+  cookie is taken off the other methods here);
 - every error response with its real status and one `ErrorResponse` schema; FastAPI's 422
   `HTTPValidationError`, which this API never answers (`http/errors.py` answers 400), removed;
 - stream routes as `text/event-stream`, with the shape of their events, and `Last-Event-ID` on the
@@ -24,13 +25,12 @@ too:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 
 from fastapi import FastAPI
-from fastapi.dependencies.models import Dependant
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -43,7 +43,7 @@ from ..core.models import Chunk, EndChunk, RunStatus
 from ..formats.chat_events import ChatStreamEvent
 from ..formats.content_final import ContentEvent
 from ..formats.ui_message_stream import UIMessageChunk
-from .auth import COOKIE_NAME, ORG_HEADER, current_caller
+from .auth import COOKIE_METHODS, COOKIE_SCHEME
 from .errors import ErrorResponse
 from .unknown_fields import is_canonical
 
@@ -200,66 +200,50 @@ STREAMS: dict[tuple[str, str], StreamDescription] = {
 
 
 # --- the document ---------------------------------------------------------------------------------
-def routes_of(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
-    return (route for route in routes if isinstance(route, APIRoute) and route.include_in_schema)
-
-
-def authenticated(dependant: Dependant) -> bool:
-    return any(d.call is current_caller or authenticated(d) for d in dependant.dependencies)
+def operation_id(route: APIRoute) -> str:
+    """The endpoint's name (`start_run`), not FastAPI's `start_run_v1_runs_post`: what a generated
+    client calls its function. The apps pass it as `generate_unique_id_function`."""
+    return route.name
 
 
 def api_document(title: str, version: str, routes: Sequence[BaseRoute]) -> dict[str, Any]:
-    """The OpenAPI document of `routes`, made to say what the routes do (see the module's doc)."""
+    """The OpenAPI document of `routes`, made to say what the routes do (see the module's doc).
+
+    It works on the generated document alone (not on route objects), so routes from an included
+    `APIRouter` get the same: FastAPI declares the security schemes and the `orgid` parameters of
+    every route that depends on `current_caller` (`http/auth.py`)."""
     document = get_openapi(title=title, version=version, description=DESCRIPTION, routes=routes, tags=TAGS)
-    components = document.setdefault("components", {})
-    schemas = components.setdefault("schemas", {})
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
     add_schemas(schemas, ErrorResponse, "ErrorResponse")
-    components["securitySchemes"] = {
-        "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-        "accessTokenCookie": {
-            "type": "apiKey", "in": "cookie", "name": COOKIE_NAME,
-            "description": "The JWT as a cookie: GET and HEAD requests only (a browser's EventSource sends no headers)",
-        },
-    }
-    for route in routes_of(routes):
-        for method in sorted(route.methods or ()):
-            operation = document["paths"].get(route.path_format, {}).get(method.lower())
-            if operation is not None:
-                describe_operation(operation, route, method, schemas)
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            describe_operation(operation, path, method.upper(), schemas)
     close_canonical_bodies(document)
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     return document
 
 
-def describe_operation(operation: dict[str, Any], route: APIRoute, method: str, schemas: dict[str, Any]) -> None:
-    # The endpoint's name (`start_run`), not FastAPI's `start_run_v1_runs_post`: what a generated
-    # client calls its function.
-    operation["operationId"] = route.name if len(route.methods or ()) == 1 else f"{route.name}_{method.lower()}"
+def describe_operation(operation: dict[str, Any], path: str, method: str, schemas: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     responses.pop("422", None)
-    if authenticated(route.dependant):
-        operation["security"] = [{"bearerAuth": []}] + ([{"accessTokenCookie": []}] if method in ("GET", "HEAD") else [])
-        parameters = operation.setdefault("parameters", [])
-        parameters.append({"name": ORG_HEADER, "in": "header", "required": False, "schema": {"type": "string"},
-                           "description": "The org to act in (the token must grant it); default: the token's own org"})
-        parameters.append({"name": ORG_HEADER, "in": "query", "required": False, "schema": {"type": "string"},
-                           "description": "The `orgid` header, for clients that cannot send headers (EventSource)"})
+    if "security" in operation:
+        if method not in COOKIE_METHODS:  # the cookie authenticates GET and HEAD only
+            operation["security"] = [r for r in operation["security"] if COOKIE_SCHEME.scheme_name not in r]
         for status in ("400", "401", "403", "503"):
             responses.setdefault(status, {})
-    if route.body_field is not None or operation.get("parameters"):
+    if "requestBody" in operation or operation.get("parameters"):
         responses.setdefault("400", {})
-    if route.body_field is not None:
+    if "requestBody" in operation:
         responses.setdefault("413", {})  # a run's request or answers too large to store
-    if "{" in route.path_format:
+    if "{" in path:
         responses.setdefault("404", {})
-    stream = STREAMS.get((method, route.path_format))
+    stream = STREAMS.get((method, path))
     if stream is not None:
         describe_stream(operation, stream, schemas)
     for status, response in responses.items():
         if status[0] in "45":
-            response.setdefault("description", ERROR_DESCRIPTIONS.get(status, "Error"))
-            if not response["description"] or response["description"] == "Additional Response":
+            if not response.get("description") or response["description"] == "Additional Response":
                 response["description"] = ERROR_DESCRIPTIONS.get(status, "Error")
             response["content"] = {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}}
 

@@ -29,8 +29,9 @@ from ..formats.base import StreamContext, StreamFormat
 from ..formats.ui_message_stream import UI_MESSAGE_STREAM
 from .auth import CallerDep
 from .errors import install_error_handlers
+from .openapi import operation_id
 from .surfaces import OnDisconnect, add_surface_routes
-from .unknown_fields import CanonicalRoute
+from .unknown_fields import refuse_unknown_fields_on_v1
 
 After = Annotated[int | None, Query(ge=0, description="Replay the events after this seq")]
 Format = Annotated[str | None, Query(
@@ -234,10 +235,11 @@ def create_stream_app(deps: StreamDependencies) -> FastAPI:
         description="Server-Sent Events for runs. Resume with `Last-Event-ID` or `?after=N`.",
         # Under the one base URL the API app serves /docs and /openapi.json, for both apps' routes.
         openapi_url=None,
+        generate_unique_id_function=operation_id,
         docs_url=None,
         redoc_url=None,
     )
-    app.router.route_class = CanonicalRoute
+    refuse_unknown_fields_on_v1(app)
     install_error_handlers(app)
     app.state.verifier = deps.verifier
     streamer = RunStreamer(deps)

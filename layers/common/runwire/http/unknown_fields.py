@@ -7,9 +7,9 @@ A typo (`agentrole` for `agentRole`) silently ignored starts a run the client di
 
 The strictness is the route's, not the model's: the same `RunRequest` ignores unknown fields on
 `POST /ai/agent/stream` and refuses them on `POST /v1/runs`. Every route whose path starts with
-`/v1/` and that is added through `CanonicalRoute` (the route class of both apps, so a new `/v1`
-route gets it without a word) validates its JSON body with pydantic's `extra="forbid"`, at every
-depth (`settings.foo` too). Free-form objects (`context`, a tool's `inputSchema`) stay free-form.
+`/v1/` validates its JSON body with pydantic's `extra="forbid"`, at every depth (`settings.foo`
+too); free-form objects (`context`, a tool's `inputSchema`) stay free-form. `refuse_unknown_fields_on_v1`
+makes it the app's rule: a route added with `@app.post(…)` later gets it without a word.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, get_type_hints
 
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, GetCoreSchemaHandler
 from pydantic_core import CoreSchema, core_schema
@@ -77,3 +78,16 @@ class CanonicalRoute(APIRoute):
         if is_canonical(path):
             endpoint = refusing_unknown_fields(endpoint)
         super().__init__(path, endpoint, **kwargs)
+
+
+def refuse_unknown_fields_on_v1(app: FastAPI) -> None:
+    """Make every `/v1/` route added to `app` from now on refuse unknown body fields.
+
+    A feature's own `APIRouter` keeps its route class when included (FastAPI includes a router's
+    routes as they were built), so a router of `/v1/` routes is `APIRouter(route_class=CanonicalRoute)`;
+    `tests/functional/test_unknown_fields.py` sends an unknown field to every `/v1/` body the
+    OpenAPI document lists, so one that is not fails there."""
+    for route in app.router.routes:
+        if type(route) is APIRoute and is_canonical(route.path):
+            raise RuntimeError(f"{route.path} was added before refuse_unknown_fields_on_v1: call it first")
+    app.router.route_class = CanonicalRoute
