@@ -19,7 +19,7 @@ from .core.agents import AgentCatalog, default_catalog, parse_agent_specs
 from .core.chunks import CoalescingPolicy
 from .core.lease import LeasePolicy, LostMessageSweeper
 from .core.metrics import RunMetrics
-from .core.ports import ModelProvider
+from .core.ports import ModelProvider, RunStore
 from .core.run_service import RunService, RunServicePolicy
 from .core.stepper import ModelRetryPolicy
 from .core.tailing import PollPolicy
@@ -244,7 +244,7 @@ def stream_formats() -> dict[str, StreamFormat]:
 
 
 def stream_dependencies(
-    settings: Settings, runs: RunService, store: DynamoDBRunStore, verifier: JWTVerifier, actions: ActionService
+    settings: Settings, runs: RunService, store: RunStore, verifier: JWTVerifier, actions: ActionService
 ) -> StreamDependencies:
     from .http.stream import StreamDependencies
 
