@@ -100,10 +100,11 @@ def test_json_routes_answer_no_5xx_and_only_what_the_document_declares(stack, li
     assert fuzzed >= 10
 
 
-def test_docs_page_renders_offline_in_chromium_and_lists_the_operations(stack, live_document):
+def test_docs_page_renders_offline_in_chromium_lists_the_operations_and_tries_one_with_a_token(stack, live_document):
     require(missing_js_tooling() or _missing_chromium())
 
-    page = node_json(stack, "docs_page.mjs")
+    run = stack.start(httpx.Client(timeout=30), "Hello")
+    page = node_json(stack, "docs_page.mjs", RUN_ID=run["runId"])
 
     assert page["offOrigin"] == [], "the page asked for another origin (a CDN?)"
     assert page["pageErrors"] == [] and page["failedResponses"] == [], page
@@ -111,6 +112,9 @@ def test_docs_page_renders_offline_in_chromium_and_lists_the_operations(stack, l
     declared = {f"{method.upper()} {path}" for path, item in live_document["paths"].items() for method in item}
     shown = set(page["operations"])
     assert shown == declared, json.dumps({"missing": sorted(declared - shown), "extra": sorted(shown - declared)})
+    # "Authorize" with the token, then "Try it out": the page's own request gets the run, not a 401.
+    assert page["tryItOut"]["status"] == "200", page["tryItOut"]
+    assert json.loads(page["tryItOut"]["body"])["runId"] == run["runId"]
 
 
 def generated_client(document: dict, where: Path, name: str = "runwire_client"):

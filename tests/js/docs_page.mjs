@@ -2,19 +2,44 @@
 // it on a machine without internet: every request to another origin is refused and recorded, so a
 // page that needs a CDN shows up as blocked requests and no operations.
 //
-// Usage (env BASE; CHROMIUM defaults to /usr/bin/chromium): node docs_page.mjs
+// With JWT set, it then does what a person does: "Authorize" with the token, then "Try it out" on
+// GET /v1/runs/{run_id} with RUN_ID, "Execute", and reads the status and body the page shows.
+//
+// Usage (env BASE, JWT and RUN_ID optional; CHROMIUM defaults to /usr/bin/chromium): node docs_page.mjs
 // Prints {"title", "operations": ["GET /v1/runs/{run_id}", ...], "authorize": bool,
-//         "offOrigin": [urls], "pageErrors": [...], "failedResponses": [...]} on stdout.
+//         "tryItOut": {"status", "body"} (with JWT), "offOrigin": [urls], "pageErrors": [...],
+//         "failedResponses": [...]} on stdout.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const BASE = process.env.BASE;
+const JWT = process.env.JWT;
+const RUN_ID = process.env.RUN_ID ?? 'run_nobody';
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const TIMEOUT_MS = Number(process.env.DOCS_TIMEOUT_MS ?? 30000);
 if (!BASE) throw new Error('set BASE');
 const origin = new URL(BASE).origin;
+
+async function tryItOut(page) {
+  await page.click('.auth-wrapper .authorize');
+  const bearer = page.locator('.auth-container').filter({ hasText: 'bearerAuth' });
+  await bearer.locator('input').fill(JWT);
+  await bearer.locator('button.authorize').click();
+  await page.click('.btn-done');
+  const operation = page.locator('#operations-runs-get_run');
+  await operation.locator('.opblock-summary').click();
+  await operation.locator('.try-out__btn').click();
+  await operation.locator('input[placeholder="run_id"]').fill(RUN_ID);
+  await operation.locator('.execute').click();
+  const live = operation.locator('.live-responses-table .response .response-col_status');
+  await live.waitFor({ timeout: TIMEOUT_MS });
+  return {
+    status: (await live.textContent()).trim(),
+    body: (await operation.locator('.live-responses-table .response-col_description pre').first().textContent()).trim(),
+  };
+}
 
 const userDataDir = mkdtempSync(join(tmpdir(), 'runwire-docs-'));
 const context = await chromium.launchPersistentContext(userDataDir, {
@@ -46,6 +71,7 @@ try {
     return `${method} ${path.replace(/\u200b/g, '')}`;
   }));
   result.authorize = (await page.$('.auth-wrapper .authorize')) !== null;
+  if (JWT && result.authorize) result.tryItOut = await tryItOut(page);
 } finally {
   await context.close();
   rmSync(userDataDir, { recursive: true, force: true });
