@@ -192,3 +192,8 @@ def test_operation_ids_are_the_endpoints_names_and_unique(document):
 
     assert len(ids) == len(set(ids)), ids
     assert {"start_run", "get_run", "stream_run", "stream_ai_sdk_chat", "stream_agent_chat_or_content_chat"} <= set(ids)
+
+
+def test_the_document_names_no_seed_numbers(document):
+    """Surfaces are named for what they are; "seed 00N" means nothing to a reader of /docs."""
+    assert not re.findall(r".{40}\bseed \d{3}.{20}", json.dumps(document), re.IGNORECASE)

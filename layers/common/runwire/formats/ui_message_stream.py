@@ -250,7 +250,7 @@ class UIChatStreamRequest(_CamelModel):
     the body has no `conversationId`; `trigger`, `messageId` and other fields it sends are ignored.
 
     A request either starts a turn (its last message is the user's, with text) or answers the
-    conversation's waiting run: seed 001's `approvalResponse`, or the AI SDK's own way, the
+    conversation's waiting run: the surface's own `approvalResponse`, or the AI SDK's own way, the
     assistant message last, its tool parts answered (see `follow_up_answers`)."""
 
     messages: list[UIMessage] = Field(min_length=1)
