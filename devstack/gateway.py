@@ -2,7 +2,8 @@
 
 In AWS the API app sits behind API Gateway and the stream app behind its Function URL; locally a
 request goes to the stream app when one of the stream app's own routes matches it, so the two
-route tables are never written down twice.
+route tables are never written down twice. `/docs` and `/openapi.json` are the API app's, and
+describe both apps' routes, as under the deployed stack's one base URL.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.routing import Match
 
@@ -26,20 +26,7 @@ class Gateway:
     def _is_stream(self, scope: dict[str, Any]) -> bool:
         return scope["type"] == "http" and any(route.matches(scope)[0] is Match.FULL for route in self._stream_routes)
 
-    def openapi(self) -> dict[str, Any]:
-        """One document for both apps, so the local /docs page shows every route."""
-        merged = dict(self.api.openapi())
-        stream = self.stream.openapi()
-        merged["paths"] = {**merged.get("paths", {}), **stream.get("paths", {})}
-        schemas = {**merged.get("components", {}).get("schemas", {}), **stream.get("components", {}).get("schemas", {})}
-        merged["components"] = {**merged.get("components", {}), "schemas": schemas}
-        merged["info"] = {**merged["info"], "title": "runwire (local: API and streams on one port)"}
-        return merged
-
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] == "/openapi.json":
-            await JSONResponse(self.openapi())(scope, receive, send)
-            return
         target = self.stream if self._is_stream(scope) else self.api
         await target(scope, receive, send)
 

@@ -8,6 +8,8 @@
 //   node ai_sdk_chat.mjs resume '{"text": "[[scripted tokens=40 delay_ms=60]]", "conversationId": "<uuid>"}'
 //   node ai_sdk_chat.mjs reload '{"text": "...", "conversationId": "<uuid>", "extraBody": {...}}'
 //   node ai_sdk_chat.mjs reconnect '{"conversationId": "<uuid>"}'
+// `"chatId": "<id>"` sends that chat id (useChat's `id`) instead of the conversationId or a random
+// one; `"defaultResumeUrl": true` resumes at the SDK's default URL, `{api}/{chatId}/stream`.
 // Prints one JSON document on stdout; pytest asserts on it.
 import { randomUUID } from 'node:crypto';
 import { DefaultChatTransport, isToolUIPart, readUIMessageStream } from 'ai';
@@ -52,6 +54,9 @@ function authHeaders() {
 }
 
 function makeTransport() {
+  if (args.defaultResumeUrl) {
+    return new DefaultChatTransport({ api: `${BASE}/api/agent/chat/stream`, headers: authHeaders, fetch: recordingFetch });
+  }
   return new DefaultChatTransport({
     api: `${BASE}/api/agent/chat/stream`,
     headers: authHeaders,
@@ -130,7 +135,7 @@ function sendStream(transport, messages, { conversationId, currentPage, extraBod
   if (conversationId) body.conversationId = conversationId;
   if (currentPage) body.currentPage = currentPage;
   return transport.sendMessages({
-    chatId: conversationId ?? randomUUID(),
+    chatId: args.chatId ?? conversationId ?? randomUUID(),
     messages,
     trigger: 'submit-message',
     messageId: undefined,
@@ -182,11 +187,11 @@ async function main() {
         },
       });
       await Promise.race([firstDelta, sent]);
-      const stream = await transport.reconnectToStream({ chatId: args.conversationId });
+      const stream = await transport.reconnectToStream({ chatId: args.chatId ?? args.conversationId });
       const inFlightAtResume = !originalFinished;
       const resumed = stream === null ? null : await consume(stream);
       const original = await sent;
-      const afterFinish = await reconnect(transport, args.conversationId);
+      const afterFinish = await reconnect(transport, args.chatId ?? args.conversationId);
       return { original, resumed, afterFinish, inFlightAtResume, responses };
     }
     case 'reload': {

@@ -34,8 +34,8 @@ class App:
         service = RunService(self.runs, self.queue, default_catalog(), RunServicePolicy(), time.time,
                              request_checks=[webhooks.check_run_request])
         actions = ActionService(self.runs, self.queue, time.time, service.get)
-        self.client = TestClient(create_api_app(ApiDependencies(service, JWTVerifier(SECRET), None, actions,
-                                                                webhooks=webhooks)))
+        self.client = TestClient(create_api_app(ApiDependencies(service, JWTVerifier(SECRET), actions,
+                                                                listing=None, webhooks=webhooks)))
 
     def headers(self, org: str = "acme") -> dict[str, str]:
         token = issue_token(SECRET, subject="u1", org=org, lifetime_seconds=600, now=time.time())

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .adapters.dynamodb import DynamoDBRunStore
 from .adapters.dynamodb_conversations import DynamoDBConversationStore
@@ -42,6 +42,9 @@ from .formats.content_final import CONTENT_FINAL
 from .formats.runwire_events import RunwireEventsFormat
 from .formats.ui_message_stream import UI_MESSAGE_STREAM
 from .settings import ProviderName, Settings
+
+if TYPE_CHECKING:
+    from .http.stream import StreamDependencies
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -291,14 +294,21 @@ def action_service(settings: Settings, runs: RunService, store: RunStore) -> Act
 
 def build_api_app(settings: Settings | None = None) -> Any:
     from .http.api import ApiDependencies, create_api_app
+    from .http.stream import create_stream_app
 
     settings = settings or load_settings()
     store = run_store(settings)
     runs = run_service(settings, store)
     secret = jwt_secret(settings)
+    verifier, actions = JWTVerifier(secret), action_service(settings, runs, store)
     return create_api_app(
-        ApiDependencies(runs, JWTVerifier(secret), action_service(settings, runs, store),
-                        listing_service(settings, cursor_secret=secret), webhooks=webhook_service(settings))
+        ApiDependencies(
+            runs, verifier, actions, listing_service(settings, cursor_secret=secret),
+            webhooks=webhook_service(settings),
+            # The one OpenAPI document describes the stream app's routes too (the same objects: no
+            # second secret lookup); the stream app is built only when the document is asked for.
+            stream_routes=lambda: create_stream_app(stream_dependencies(settings, runs, store, verifier, actions)).routes,
+        )
     )
 
 
@@ -307,21 +317,29 @@ def stream_formats() -> dict[str, StreamFormat]:
     return {fmt.name: fmt for fmt in formats}
 
 
+def stream_dependencies(
+    settings: Settings, runs: RunService, store: RunStore, verifier: JWTVerifier, actions: ActionService
+) -> StreamDependencies:
+    from .http.stream import StreamDependencies
+
+    return StreamDependencies(
+        runs=runs,
+        actions=actions,
+        store=store,
+        verifier=verifier,
+        formats=stream_formats(),
+        default_format=RunwireEventsFormat.name,
+        poll_policy=PollPolicy(write_interval=settings.chunk_window_ms / 1000),
+        clock=time.time,
+    )
+
+
 def build_stream_app(settings: Settings | None = None) -> Any:
-    from .http.stream import StreamDependencies, create_stream_app
+    from .http.stream import create_stream_app
 
     settings = settings or load_settings()
     store = run_store(settings)
     runs = run_service(settings, store)
     return create_stream_app(
-        StreamDependencies(
-            runs=runs,
-            actions=action_service(settings, runs, store),
-            store=store,
-            verifier=jwt_verifier(settings),
-            formats=stream_formats(),
-            default_format=RunwireEventsFormat.name,
-            poll_policy=PollPolicy(write_interval=settings.chunk_window_ms / 1000),
-            clock=time.time,
-        )
+        stream_dependencies(settings, runs, store, jwt_verifier(settings), action_service(settings, runs, store))
     )

@@ -198,6 +198,9 @@ class RunService:
                 behind = current
             candidate = run if behind is None else run.model_copy(update={
                 "after_run_id": behind.run_id,
+                # The conversation orders its turns by their runs' creation, to the millisecond:
+                # a run queued behind another comes after it even when started in the same one.
+                "created_at": max(run.created_at, behind.created_at + 0.001),
                 "expires_at": max(run.expires_at, behind.expires_at + int(self._policy.queued_run_horizon_seconds)),
             })
             try:

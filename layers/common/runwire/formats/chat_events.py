@@ -65,7 +65,7 @@ AGENT_ID_PATTERN = r"^ag_[A-Za-z0-9_-]{1,64}$"
 
 
 class AgentChatRequest(BaseModel):
-    """Seed 002's body (shared with its Send Message endpoint)."""
+    """The chat events surface's body: a message to a named agent (`agent_id`)."""
 
     model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
 

@@ -60,7 +60,7 @@ from .sse import PING, ServerSentEvent
 
 # --- the requests: POST /chat/stream (without agent_id) and POST /chat/run -----------------------
 class ContentChatRequest(BaseModel):
-    """Seed 003's body for both `/chat/stream` and `/chat/run`."""
+    """The content/is_final surface's body, for both `/chat/stream` and `/chat/run`."""
 
     model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
 

@@ -106,6 +106,7 @@ those calls; a client that reloaded and holds nothing should re-read from the st
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -125,6 +126,7 @@ from pydantic.alias_generators import to_camel
 
 from ..core.actions import RunAnswers
 from ..core.models import (
+    IDENTIFIER_PATTERN,
     ApprovalAction,
     ApprovalDecision,
     ClientTool,
@@ -244,13 +246,18 @@ class ApprovalResponse(_CamelModel):
 
 
 class UIChatStreamRequest(_CamelModel):
-    """Seed 001's body. The transport also sends `id`, `trigger` and `messageId`: ignored.
+    """The AI SDK chat's body (`DefaultChatTransport`). Its chat `id` names the conversation when
+    the body has no `conversationId`; `trigger`, `messageId` and other fields it sends are ignored.
 
     A request either starts a turn (its last message is the user's, with text) or answers the
-    conversation's waiting run: seed 001's `approvalResponse`, or the AI SDK's own way, the
+    conversation's waiting run: the surface's own `approvalResponse`, or the AI SDK's own way, the
     assistant message last, its tool parts answered (see `follow_up_answers`)."""
 
     messages: list[UIMessage] = Field(min_length=1)
+    id: StrictStr | None = None
+    """The AI SDK's chat id (`useChat({id})`, sent on every request): the conversation, unless
+    `conversationId` names one, and if it is a valid identifier (letters, digits, `._:-`, at most
+    128); otherwise the turn starts a new conversation."""
     conversation_id: Annotated[str, Field(pattern=UUID_PATTERN)] | None = None
     current_page: Annotated[str, Field(max_length=2048)] | None = None
     approval_response: ApprovalResponse | None = None
@@ -270,6 +277,15 @@ class UIChatStreamRequest(_CamelModel):
                 "tool calls it answers (or send 'approvalResponse')"
             )
         return self
+
+    @property
+    def conversation(self) -> str | None:
+        """The conversation this request names: `conversationId`, else the chat's `id`."""
+        if self.conversation_id is not None:
+            return self.conversation_id
+        if self.id is not None and re.match(IDENTIFIER_PATTERN, self.id):
+            return self.id
+        return None
 
     @property
     def starts_a_turn(self) -> bool:
@@ -301,7 +317,7 @@ def to_run_request(body: UIChatStreamRequest, *, new_conversation_id: Callable[[
             task=last.text,
             agent_role="chat",
             conversation_history=history[-HISTORY_LIMIT:],
-            conversation_id=body.conversation_id or new_conversation_id(),
+            conversation_id=body.conversation or new_conversation_id(),
             context={"currentPage": body.current_page} if body.current_page is not None else None,
             client_mcp_tools=body.client_mcp_tools,
             approval_required=body.approval_required,
@@ -320,7 +336,7 @@ def _first_problem(exc: ValidationError) -> str:
 # --- a follow-up: the answers to a waiting run ---------------------------------------------------
 def waiting_conversation(body: UIChatStreamRequest) -> str | None:
     """The conversation whose waiting run this request may answer (None: it names none)."""
-    return body.conversation_id if body.answers_a_wait else None
+    return body.conversation if body.answers_a_wait else None
 
 
 def answered_run_id(body: UIChatStreamRequest) -> str | None:
@@ -358,7 +374,7 @@ def follow_up_answers(body: UIChatStreamRequest, run: RunRecord | None) -> RunAn
         return answers
     if body.starts_a_turn:
         return None
-    where = f"conversation {body.conversation_id!r}" if body.conversation_id else "this request"
+    where = f"conversation {body.conversation!r}" if body.conversation else "this request"
     raise NotWaitingError(
         f"{where} has no run waiting for these answers"
         + (f" (its latest run, {run.run_id!r}, is {run.status.value})" if run is not None else "")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
 
 from ..adapters.tokens import JWTVerifier
 from ..core.actions import ActionService
@@ -19,7 +21,9 @@ from ..errors import RunFailedError
 from ..formats import content_final
 from .auth import CallerDep
 from .errors import install_error_handlers
+from .openapi import operation_id, serve_api_docs
 from .public_origin import public_origin
+from .unknown_fields import refuse_unknown_fields_on_v1
 from .views import (
     SYNC_WAIT_LIMIT_SECONDS,
     ConversationMessagesPage,
@@ -33,6 +37,7 @@ from .views import (
     StartRunResponse,
     SubmitApprovals,
     SubmitToolOutputs,
+    TwoStepRunRequest,
     WaitRunRequest,
 )
 from .webhook_routes import install_webhook_routes
@@ -41,8 +46,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid request: `{\"error\": {\"code\", \"message\"}}`"},
     401: {"description": "Missing, invalid or expired token"},
     403: {"description": "The token does not grant the requested org"},
-    404: {"description": "No such run in this org (or it has expired)"},
 }
+"""Every route's own; `http/openapi.py` adds the rest (404 where the path names something, 503…)."""
 
 
 # Listing parameters (module level: `from __future__ import annotations` leaves route annotations as
@@ -60,6 +65,8 @@ class ApiDependencies:
     actions: ActionService
     listing: ListingService
     webhooks: WebhookService | None = None
+    stream_routes: Callable[[], Sequence[BaseRoute]] | None = None
+    """The stream app's routes, for the one OpenAPI document (built only when it is asked for)."""
 
 
 ANSWER_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -77,8 +84,14 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
             "Start agent runs and follow them. Stream a run's events from the stream URL "
             "(Server-Sent Events, resumable with `Last-Event-ID`), or poll `/v1/runs/{runId}/events`."
         ),
+        openapi_url=None,  # served by serve_api_docs: one document for both apps, /docs without a CDN
+        generate_unique_id_function=operation_id,
+        docs_url=None,
+        redoc_url=None,
     )
+    refuse_unknown_fields_on_v1(app)
     install_error_handlers(app)
+    serve_api_docs(app, deps.stream_routes)
     app.state.verifier = deps.verifier
 
     def started(request: Request, run: RunRecord, stream_path: str) -> JSONResponse:
@@ -99,9 +112,10 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
         """Queue a run and answer at once with its ids and URLs."""
         return started(request, deps.runs.start(who, body), "/v1/runs/{run_id}/stream")
 
-    @app.post("/ai/agent/stream", status_code=202, response_model=StartRunResponse, responses=ERROR_RESPONSES, tags=["seed 000"])
-    def start_agent_stream(body: RunRequest, request: Request, who: CallerDep) -> JSONResponse:
-        """Seed 000's step 1: same as `POST /v1/runs`; open `GET /ai/stream/{streamId}` next."""
+    @app.post("/ai/agent/stream", status_code=202, response_model=StartRunResponse, responses=ERROR_RESPONSES, tags=["two-step stream"])
+    def start_agent_stream(body: TwoStepRunRequest, request: Request, who: CallerDep) -> JSONResponse:
+        """Step 1 of the two-step stream: as `POST /v1/runs`, but fields it does not know are ignored;
+        open `GET /ai/stream/{streamId}` next."""
         return started(request, deps.runs.start(who, body), "/ai/stream/{run_id}")
 
     @app.post(
@@ -126,10 +140,10 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
         response_model=content_final.ChatRunResponse,
         responses={**ERROR_RESPONSES, 202: {"model": StartRunResponse, "description": "Still running after 25 s"},
                    502: {"description": "The run failed: the model provider's error"}},
-        tags=["seed 003"],
+        tags=["content/is_final"],
     )
     def chat_run(body: content_final.ContentChatRequest, request: Request, who: CallerDep) -> JSONResponse:
-        """Seed 003's sync turn: the full reply, remembered in the conversation (created when new)."""
+        """A synchronous chat turn: the full reply, remembered in the conversation (created when new)."""
         run = deps.runs.start(who, content_final.to_run_request(body, new_conversation_id=new_conversation_id))
         finished = deps.runs.wait_for_end(who, run.run_id, timeout=SYNC_WAIT_LIMIT_SECONDS)
         if not finished.status.is_terminal:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Query, Request, Security
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..adapters.tokens import JWTVerifier
 from ..core.models import IDENTIFIER_PATTERN, Caller
@@ -47,7 +48,26 @@ def authenticate(request: Request, verifier: JWTVerifier) -> Caller:
     return Caller(user_id=claims.subject, org_id=requested)
 
 
-def current_caller(request: Request) -> Caller:
+# What a route that depends on `current_caller` declares in OpenAPI (security schemes, the `orgid`
+# header and query parameter), FastAPI's own way, so routes added in any router declare it too.
+# They check nothing (auto_error=False): `authenticate` reads the request itself, as above.
+BEARER_SCHEME = HTTPBearer(scheme_name="bearerAuth", bearerFormat="JWT", auto_error=False,
+                           description="A JWT (HS256) whose `org` or `orgs` grant the org")
+COOKIE_SCHEME = APIKeyCookie(name=COOKIE_NAME, scheme_name="accessTokenCookie", auto_error=False,
+                             description="The JWT as a cookie: GET and HEAD requests only (EventSource sends no headers)")
+OrgHeader = Annotated[str | None, Header(alias=ORG_HEADER, description="The org to act in (the token must grant "
+                                                                        "it); default: the token's own org")]
+OrgQuery = Annotated[str | None, Query(alias=ORG_HEADER, description="The `orgid` header, for clients that cannot "
+                                                                      "send headers (EventSource)")]
+
+
+def current_caller(
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)] = None,
+    _cookie: Annotated[str | None, Security(COOKIE_SCHEME)] = None,
+    _org_header: OrgHeader = None,
+    _org_query: OrgQuery = None,
+) -> Caller:
     """FastAPI dependency: the app keeps its verifier in `app.state.verifier`."""
     return authenticate(request, request.app.state.verifier)
 

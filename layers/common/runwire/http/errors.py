@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import errors
@@ -28,6 +29,21 @@ STATUS_BY_ERROR: list[tuple[type[errors.RunwireError], int]] = [
 ]
 
 
+class ErrorDetail(BaseModel):
+    """What went wrong: `code` is stable and machine-readable, `message` is for people."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": True})
+
+    code: str = Field(description="Machine-readable, stable: e.g. `invalid_request`, `run_not_found`")
+    message: str = Field(description="For people; may change")
+
+
+class ErrorResponse(BaseModel):
+    """Every error this API answers, whatever its status: `{"error": {"code", "message"}}`."""
+
+    error: ErrorDetail
+
+
 def status_for(error: errors.RunwireError) -> int:
     for error_type, status in STATUS_BY_ERROR:
         if isinstance(error, error_type):
@@ -45,11 +61,14 @@ def error_response(error: errors.RunwireError, status: int | None = None) -> JSO
     return JSONResponse(error_body(error.code, error.message, **error.details), status_code=status, headers=headers)
 
 
+UNKNOWN_FIELD_MESSAGE = "unknown field (this route accepts only the fields in its schema: see /docs)"
+
+
 def _describe(validation: RequestValidationError) -> str:
     problems = []
     for problem in validation.errors():
         location = ".".join(str(part) for part in problem.get("loc", ()) if part != "body")
-        message = problem.get("msg", "is invalid")
+        message = UNKNOWN_FIELD_MESSAGE if problem.get("type") == "extra_forbidden" else problem.get("msg", "is invalid")
         problems.append(f"{location or 'body'}: {message}")
     return "; ".join(problems) or "the request is invalid"
 

@@ -29,10 +29,14 @@ from ..formats.base import StreamContext, StreamFormat
 from ..formats.ui_message_stream import UI_MESSAGE_STREAM
 from .auth import CallerDep
 from .errors import install_error_handlers
+from .openapi import operation_id
 from .surfaces import OnDisconnect, add_surface_routes
+from .unknown_fields import refuse_unknown_fields_on_v1
 
 After = Annotated[int | None, Query(ge=0, description="Replay the events after this seq")]
-Format = Annotated[str | None, Query(alias="format", description="Wire format; default `runwire` (seed 000)")]
+Format = Annotated[str | None, Query(
+    alias="format", description="Wire format: `runwire` (the default), `ui-message-stream`, `chat-events` or `content-final`"
+)]
 
 log = logging.getLogger("runwire.stream")
 
@@ -229,7 +233,13 @@ def create_stream_app(deps: StreamDependencies) -> FastAPI:
         title="runwire streams",
         version="0.1.0",
         description="Server-Sent Events for runs. Resume with `Last-Event-ID` or `?after=N`.",
+        # Under the one base URL the API app serves /docs and /openapi.json, for both apps' routes.
+        openapi_url=None,
+        generate_unique_id_function=operation_id,
+        docs_url=None,
+        redoc_url=None,
     )
+    refuse_unknown_fields_on_v1(app)
     install_error_handlers(app)
     app.state.verifier = deps.verifier
     streamer = RunStreamer(deps)
@@ -243,11 +253,11 @@ def create_stream_app(deps: StreamDependencies) -> FastAPI:
             caller, run_id, parse_resume_point(request.headers.get("last-event-id"), after), format_name
         )
 
-    @app.get("/ai/stream/{stream_id}", tags=["seed 000"], response_class=StreamingResponse)
-    async def stream_seed000(
+    @app.get("/ai/stream/{stream_id}", tags=["two-step stream"], response_class=StreamingResponse)
+    async def stream_two_step(
         stream_id: str, request: Request, caller: CallerDep, after: After = None, format_name: Format = None
     ) -> Response:
-        """Seed 000's step 2: `event: data` per chunk, then `event: end`."""
+        """Step 2 of the two-step stream: `event: data` per chunk, then `event: end`."""
         return await streamer.response(
             caller, stream_id, parse_resume_point(request.headers.get("last-event-id"), after), format_name
         )
@@ -260,11 +270,19 @@ def create_stream_app(deps: StreamDependencies) -> FastAPI:
 
     add_surface_routes(app, streamer, deps.runs.catalog)
 
-    @app.get("/api/agent/chat/{conversation_id}/stream", tags=["seed 001"], response_class=StreamingResponse)
+    @app.get("/api/agent/chat/{conversation_id}/stream", tags=["AI SDK UI message stream"],
+             response_class=StreamingResponse)
     async def resume_chat(conversation_id: str, caller: CallerDep) -> Response:
-        """Seed 001's resume: the conversation's active assistant message, replayed from its `start`
+        """Resume a chat: the conversation's active assistant message, replayed from its `start`
         and followed live, as an AI SDK UI message stream; 204 when nothing is active."""
         return await streamer.active_message(caller, conversation_id, UI_MESSAGE_STREAM)
+
+    @app.get("/api/agent/chat/stream/{chat_id}/stream", tags=["AI SDK UI message stream"],
+             response_class=StreamingResponse)
+    async def resume_ai_sdk_chat(chat_id: str, caller: CallerDep) -> Response:
+        """The same, at the AI SDK's default resume URL (`DefaultChatTransport`: `{api}/{chatId}/stream`):
+        the chat's `id` is its conversation when the request named no `conversationId`."""
+        return await streamer.active_message(caller, chat_id, UI_MESSAGE_STREAM)
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict[str, str]:

@@ -23,7 +23,7 @@ from ..core.actions import RunAnswers
 from ..core.agents import AgentCatalog
 from ..core.models import ApprovalDecision, Caller, RunRecord, RunRequest, ToolOutput
 from ..core.run_service import new_conversation_id
-from ..errors import RunwireError, UnknownAgentError
+from ..errors import NotWaitingError, RunNotFoundError, RunwireError, UnknownAgentError
 from ..formats import chat_events, content_final, ui_message_stream
 from ..formats.base import StreamFormat
 from .auth import CallerDep
@@ -101,6 +101,19 @@ class SurfaceRoute:
         members = tuple(Annotated[s.body, Tag(s.name)] for s in self.surfaces)
         return Annotated[Union[members], Discriminator(pick)]  # noqa: UP007 - Union of a runtime tuple
 
+    @property
+    def name(self) -> str:
+        """The endpoint's name (OpenAPI's operationId): `stream_ai_sdk_chat`, …"""
+        return "stream_" + "_or_".join(surface.name.replace("-", "_") for surface in self.surfaces)
+
+    def error_statuses(self) -> list[int]:
+        """The statuses this route's surfaces answer besides the API's usual ones, for OpenAPI."""
+        statuses = {status for surface in self.surfaces for status in surface.statuses.values()}
+        if any(surface.follow_ups for surface in self.surfaces):
+            statuses.add(status_for(NotWaitingError("")))  # an answer the run is not waiting for
+            statuses.add(status_for(RunNotFoundError("")))  # an answer to a run that is not there
+        return sorted(statuses)
+
     def surface_for(self, body: Any) -> Surface:
         return next(s for s in self.surfaces if isinstance(body, s.body))
 
@@ -142,14 +155,14 @@ STREAM_ROUTES: tuple[SurfaceRoute, ...] = (
     SurfaceRoute(
         "/api/agent/chat/stream",
         (AI_SDK_CHAT,),
-        "Seed 001: an AI SDK UI message stream (useChat's DefaultChatTransport)",
-        ("seed 001",),
+        "An AI SDK UI message stream (useChat's DefaultChatTransport)",
+        ("AI SDK UI message stream",),
     ),
     SurfaceRoute(
         "/chat/stream",
         (AGENT_CHAT, CONTENT_CHAT),
-        "Seed 002 (with agent_id): {type, content} events; seed 003 (without): {content, is_final, metrics}",
-        ("seed 002", "seed 003"),
+        "Chat events ({type, content}) for a body with agent_id; without: {content, is_final, metrics} events",
+        ("chat events", "content/is_final"),
     ),
 )
 
@@ -194,7 +207,9 @@ async def answer_follow_up(
     run = None
     if conversation_id is not None:
         run = await streams.active_run(caller, conversation_id)
-    elif run_id is not None:
+    if run is None and run_id is not None:
+        # A conversation with no run: e.g. an AI SDK chat whose `id` is not the conversation its
+        # run was started in. The answered message's metadata still names the run.
         run = await streams.run(caller, run_id)
     answers = follow_ups.answers(body, run)
     if answers is None or run is None:
@@ -212,7 +227,9 @@ def add_surface_routes(app: FastAPI, streams: SurfaceStreams, catalog: AgentCata
             surface_endpoint(route, streams, catalog),
             methods=["POST"],
             summary=route.summary,
+            name=route.name,
             tags=list(route.tags),
             response_class=Response,
-            responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+            responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
+                       **{status: {} for status in route.error_statuses()}},
         )

@@ -39,6 +39,12 @@ SYNC_WAIT_LIMIT_SECONDS = 25.0
 """API Gateway's HTTP API ends every request at 30 s (StartRunFunction's Timeout is 29)."""
 
 
+class TwoStepRunRequest(RunRequest):
+    """`POST /ai/agent/stream`: a run request, as `POST /v1/runs` takes it, except that fields it does
+    not know are ignored (the two-step stream's clients send their own), where the `/v1/` routes
+    refuse them. `settings` refuses unknown keys on both: they would be meant for the model."""
+
+
 class WaitRunRequest(RunRequest):
     """`POST /v1/runs/wait`: a run request, plus how long to wait for the run to finish."""
 

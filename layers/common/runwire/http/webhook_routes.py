@@ -11,6 +11,7 @@ from pydantic.alias_generators import to_camel
 from ..core.models import WireModel
 from ..core.webhooks import WebhookEndpoint, WebhookEventType, WebhookService
 from .auth import CallerDep
+from .unknown_fields import CanonicalRoute
 
 WEBHOOK_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid body, an unknown event type, a refused target (`webhook_target_refused`), "
@@ -54,7 +55,7 @@ class WebhookSecretView(WireModel):
 
 
 def install_webhook_routes(app: FastAPI, webhooks: WebhookService) -> None:
-    router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+    router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=CanonicalRoute)
 
     @router.post("", status_code=201, response_model=CreatedWebhookView, responses=WEBHOOK_ERRORS)
     def create_webhook(body: CreateWebhookRequest, who: CallerDep) -> CreatedWebhookView:
