@@ -155,13 +155,15 @@ def test_the_guard_refuses_what_is_not_a_public_https_target(url: str, reason: s
         guard.check(url)
 
 
-def test_the_guard_pins_the_address_it_checked() -> None:
-    guard = NetworkTargetGuard(allow_private=False, resolve=resolver({"hooks.example.com": ["93.184.216.34"]}))
+def test_the_guard_pins_every_address_it_checked_in_the_resolvers_order() -> None:
+    guard = NetworkTargetGuard(allow_private=False, resolve=resolver({
+        "hooks.example.com": ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"]}))
     pinned = guard.pin("https://hooks.example.com:8443/x?y=1")
-    assert (pinned.target.host, pinned.target.port, pinned.address) == ("hooks.example.com", 8443, "93.184.216.34")
+    assert (pinned.target.host, pinned.target.port) == ("hooks.example.com", 8443)
+    assert pinned.addresses == ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946")
 
 
 def test_allowing_private_targets_lets_http_and_loopback_through() -> None:
     guard = NetworkTargetGuard(allow_private=True, resolve=resolver({"localhost": ["127.0.0.1"]}))
-    assert guard.pin("http://localhost:9000/hook").address == "127.0.0.1"
+    assert guard.pin("http://localhost:9000/hook").addresses == ("127.0.0.1",)
     guard.check("http://127.0.0.1:9000/hook")
