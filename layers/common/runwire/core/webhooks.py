@@ -12,8 +12,9 @@ Standard Webhooks (https://www.standardwebhooks.com, spec/standard-webhooks.md):
   30 min, 2 h, 5 h, 10 h and 10 h after the previous failure.
 
 Deliberate choices (docs/api.md, "Webhooks"): one signing secret per org, shared by its endpoints and by
-runs' own `webhook` URLs ("a run's secret is the org's"), created when the org first needs one and
-readable by the org's callers (`GET /v1/webhooks/secret`).
+runs' own `webhook` URLs ("a run's secret is the org's"), created when the org first needs one (its
+first endpoint, its first run with a `webhook` once that run is accepted, or the secret route) and
+readable by the org's callers with a bearer token (`GET /v1/webhooks/secret`: not with the cookie).
 """
 
 from __future__ import annotations
@@ -338,13 +339,18 @@ class WebhookService:
         return self._store.secret(caller.org_id) or self._store.ensure_secret(caller.org_id, self._candidate())
 
     def check_run_request(self, caller: Caller, request: RunRequest) -> None:
-        """A run's `webhook.url` must be a callable target; its events are signed with the org's
-        secret, which exists from here on (`GET /v1/webhooks/secret` reads it)."""
+        """A run's `webhook.url` must be a callable target. Reads only: a start refused by this or a
+        later check leaves nothing written (`prepare_run` creates the secret once the run is accepted)."""
         if request.webhook is None:
             return
         self._require_delivery()
         self._guard.check(request.webhook.url)
-        self.secret(caller)
+
+    def prepare_run(self, caller: Caller, run: RunRecord) -> None:
+        """A run with a `webhook` that passed every check is about to be stored: its events are signed
+        with the org's secret, which exists from here on (`GET /v1/webhooks/secret` reads it)."""
+        if run.request.webhook is not None:
+            self.secret(caller)
 
     def _require_delivery(self) -> None:
         if not self._delivering:
