@@ -40,7 +40,8 @@ def in_memory_apps() -> tuple[FastAPI, FastAPI]:
     hooks = WebhookService(InMemoryWebhookStore(), NetworkTargetGuard(allow_private=False, resolve=lambda host, port: []),
                            time.time, os.urandom, lambda: uuid.uuid4().hex, max_endpoints=10, delivering=True)
     runs = RunService(store, queue, default_catalog(), RunServicePolicy(retention_seconds=300), time.time,
-                      conversations=conversations, request_checks=[hooks.check_run_request])
+                      conversations=conversations, request_checks=[hooks.check_run_request],
+                      run_preparations=[hooks.prepare_run])
     listing = ListingService(store, store, conversations, conversations, CursorSealer.from_secret(SECRET))
     actions = ActionService(store, queue, time.time, runs.get)
     verifier = JWTVerifier(SECRET)

@@ -92,6 +92,10 @@ def test_the_chat_surfaces_declare_their_own_statuses(document):
     assert "409" in document["paths"]["/api/agent/chat/stream"]["post"]["responses"]  # an answer nothing waits for
 
 
+BEARER_ONLY_GETS = {"/v1/webhooks/secret"}
+"""GETs the cookie does not authorize: the webhook signing secret (docs/api.md, "Webhooks")."""
+
+
 def test_security_schemes_bearer_everywhere_and_the_cookie_on_gets_only(document):
     schemes = document["components"]["securitySchemes"]
     assert {k: schemes["bearerAuth"][k] for k in ("type", "scheme", "bearerFormat")} == {
@@ -99,7 +103,8 @@ def test_security_schemes_bearer_everywhere_and_the_cookie_on_gets_only(document
     assert schemes["accessTokenCookie"]["in"] == "cookie" and schemes["accessTokenCookie"]["name"] == "access_token"
     secured = 0
     for path, method, operation in operations(document):
-        expected = [{"bearerAuth": []}] + ([{"accessTokenCookie": []}] if method in ("get", "head") else [])
+        cookie = method in ("get", "head") and path not in BEARER_ONLY_GETS
+        expected = [{"bearerAuth": []}] + ([{"accessTokenCookie": []}] if cookie else [])
         assert operation.get("security") == expected, (method, path)  # every route in the document needs a token
         where = {(p["name"], p["in"]) for p in operation["parameters"]}
         assert {("orgid", "header"), ("orgid", "query")} <= where, (method, path)

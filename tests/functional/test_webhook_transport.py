@@ -3,7 +3,9 @@ again at send time."""
 
 from __future__ import annotations
 
+import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -100,3 +102,97 @@ def test_no_listener_is_a_failed_attempt_not_a_crash() -> None:
         url = closed.url("/gone")
     with pytest.raises(WebhookDeliveryError, match="no answer"):
         HTTPWebhookTransport(guard, timeout_seconds=2).post(url, {}, "{}")
+
+
+class TricklingReceiver:
+    """A receiver that reads the request, then answers `200` one byte every `interval` seconds: each
+    byte comes well within a socket timeout, the whole answer long after the attempt's deadline."""
+
+    ANSWER = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-padding: " + b"." * 40 + b"\r\n\r\n"
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._stopped = threading.Event()
+        self.answered_in_full = False
+        self.requests = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._listener.getsockname()[1])
+
+    def __enter__(self) -> TricklingReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        self._listener.close()
+        self._thread.join(timeout=5)
+
+    def _serve(self) -> None:
+        try:
+            connection, _ = self._listener.accept()
+        except OSError:
+            return
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request or not request.endswith(b"{}"):
+                chunk = connection.recv(4096)
+                if not chunk:
+                    return
+                request += chunk
+            self.requests += 1
+            try:
+                for byte in self.ANSWER:
+                    if self._stopped.wait(self._interval):
+                        return
+                    connection.sendall(bytes([byte]))
+                self.answered_in_full = True
+            except OSError:
+                return  # the sender hung up: what a deadline does
+
+
+def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_attempts_deadline() -> None:
+    # One byte every 0.3 s never trips a 1 s socket timeout; the answer's 80 bytes would take 24 s.
+    guard = NetworkTargetGuard(allow_private=True)
+    with TricklingReceiver(interval=0.3) as receiver:
+        url = f"http://127.0.0.1:{receiver.port}/slow"
+        with pytest.raises(WebhookDeliveryError, match="within 1 s"):
+            HTTPWebhookTransport(guard, timeout_seconds=1).post(url, {}, "{}")
+        assert receiver.requests == 1 and not receiver.answered_in_full
+
+
+def test_a_name_that_does_not_resolve_within_the_deadline_is_a_failed_attempt(receiver: WebhookReceiver) -> None:
+    # The resolver answers, but only long after the attempt's second: without a deadline on the
+    # resolution the POST would go out then and be answered 204.
+    released = threading.Event()
+
+    def slow_resolver(host: str, port: int) -> list[str]:
+        released.wait(10)
+        return ["127.0.0.1"]
+
+    guard = NetworkTargetGuard(allow_private=True, resolve=slow_resolver)
+    try:
+        with pytest.raises(WebhookDeliveryError, match="did not resolve within"):
+            HTTPWebhookTransport(guard, timeout_seconds=1).post(f"http://slow-dns.test:{receiver.port}/x", {}, "{}")
+    finally:
+        released.set()
+    assert receiver.received == []
+
+
+def test_each_checked_address_is_tried_in_turn_until_one_connects(receiver: WebhookReceiver) -> None:
+    # 127.0.0.2 is loopback too, but nothing listens there on this port: the connection is refused.
+    guard = NetworkTargetGuard(allow_private=True, resolve=lambda host, port: ["127.0.0.2", "127.0.0.1"])
+    status = HTTPWebhookTransport(guard, timeout_seconds=5).post(f"http://two.test:{receiver.port}/both", {}, "{}")
+    assert status == 204
+    assert len(receiver.at("/both")) == 1  # sent once, to the address that answered
+
+
+def test_when_no_checked_address_connects_the_failure_names_each() -> None:
+    with WebhookReceiver() as closed:
+        port = closed.port
+    guard = NetworkTargetGuard(allow_private=True, resolve=lambda host, port: ["127.0.0.2", "127.0.0.1"])
+    with pytest.raises(WebhookDeliveryError, match=r"127\.0\.0\.2: .*Refused.*; 127\.0\.0\.1: .*Refused"):
+        HTTPWebhookTransport(guard, timeout_seconds=5).post(f"http://none.test:{port}/x", {}, "{}")

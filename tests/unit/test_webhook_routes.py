@@ -3,8 +3,10 @@ TestClient over the in-memory fakes): status codes, error bodies and what is sto
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -32,7 +34,7 @@ class App:
         webhooks = WebhookService(self.hooks, guard, time.time, lambda n: uuid.uuid4().bytes * 2,
                                   lambda: uuid.uuid4().hex, max_endpoints=3, delivering=delivering)
         service = RunService(self.runs, self.queue, default_catalog(), RunServicePolicy(), time.time,
-                             request_checks=[webhooks.check_run_request])
+                             request_checks=[webhooks.check_run_request], run_preparations=[webhooks.prepare_run])
         actions = ActionService(self.runs, self.queue, time.time, service.get)
         self.client = TestClient(create_api_app(ApiDependencies(service, JWTVerifier(SECRET), actions,
                                                                 listing=None, webhooks=webhooks)))
@@ -53,7 +55,11 @@ def test_registering_an_endpoint_answers_201_with_the_orgs_whsec_secret(app: App
     body = response.json()
     assert body["id"].startswith("we_") and body["url"] == "https://hooks.example.com/a"
     assert body["events"] == ["run.succeeded", "run.failed", "run.cancelled", "run.expired", "run.requires_action"]
-    assert body["secret"].startswith("whsec_") and isinstance(body["createdAt"], float)
+    assert body["secret"].startswith("whsec_")
+    # ISO 8601, as every createdAt of the API (a run's too), and the time of the registration.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["createdAt"]), body["createdAt"]
+    registered = datetime.fromisoformat(body["createdAt"])
+    assert abs((datetime.now(UTC) - registered).total_seconds()) < 3600
     secret = app.client.get("/v1/webhooks/secret", headers=app.headers()).json()["secret"]
     assert secret == body["secret"]
 
@@ -119,6 +125,28 @@ def test_a_run_with_a_public_webhook_starts_and_its_org_gets_a_secret(app: App) 
     assert stored is not None and stored.request.webhook is not None
     assert stored.request.webhook.url == "https://hooks.example.com/hook"
     assert (app.hooks.secret("acme") or "").startswith("whsec_")
+
+
+def test_a_start_refused_after_the_webhook_check_creates_no_secret(app: App) -> None:
+    # The webhook URL passes; the request is then refused for its size: nothing is written, not even
+    # the org's signing secret.
+    response = app.client.post("/v1/runs", headers=app.headers(), json={
+        "task": "hi", "conversationHistory": [{"role": "user", "content": "x" * 400_000}],
+        "webhook": {"url": "https://hooks.example.com/hook"}})
+    assert response.status_code == 413, response.text
+    assert app.queue.messages == [] and app.hooks.secret("acme") is None
+
+
+def test_the_secret_route_refuses_the_cookie_and_creates_nothing_for_it(app: App) -> None:
+    token = app.headers()["Authorization"].removeprefix("Bearer ")
+    app.client.cookies.set("access_token", token)
+    refused = app.client.get("/v1/webhooks/secret", headers={"orgid": "acme"})
+    assert refused.status_code == 401 and "Bearer" in refused.json()["error"]["message"]
+    assert app.hooks.secret("acme") is None
+    # The same cookie still lists the endpoints (GETs that hold no secret take it).
+    assert app.client.get("/v1/webhooks", headers={"orgid": "acme"}).status_code == 200
+    answered = app.client.get("/v1/webhooks/secret", headers=app.headers())
+    assert answered.status_code == 200 and answered.json()["secret"] == app.hooks.secret("acme")
 
 
 def test_a_run_webhook_with_an_unknown_key_is_refused(app: App) -> None:

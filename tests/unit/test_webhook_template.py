@@ -7,7 +7,7 @@ import pytest
 
 from devstack.resources import load_template
 from devstack.template_check import translate
-from runwire.core.webhooks import RetrySchedule
+from runwire.core.webhooks import MAX_ATTEMPT_SECONDS, OutboxQueueLimits, RetrySchedule
 from runwire.settings import Settings
 
 from .test_template import TEMPLATE, _allows, _statements
@@ -60,5 +60,20 @@ def test_the_queue_outlives_the_schedule_and_lets_the_sender_make_every_attempt(
     assert queue["MessageRetentionPeriod"] > sum(schedule.delays) + queue["VisibilityTimeout"] * schedule.attempts
     # The sender dead-letters a delivery after its last attempt; SQS's redrive only after more.
     assert queue["RedrivePolicy"]["maxReceiveCount"] > schedule.attempts
+    # What settings check a custom schedule against (at load) is what the template says.
+    assert OutboxQueueLimits() == OutboxQueueLimits(max_receive_count=queue["RedrivePolicy"]["maxReceiveCount"],
+                                                    retention_seconds=queue["MessageRetentionPeriod"],
+                                                    visibility_seconds=queue["VisibilityTimeout"])
     assert sender["Environment"]["Variables"]["WEBHOOK_DEAD_LETTER_QUEUE_URL"] == {"Ref": "WebhookDeadLetterQueue"}
     assert sender["Events"]["WebhookQueue"]["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_one_slow_receiver_cannot_run_the_sender_out_of_time_for_other_deliveries(template: dict) -> None:
+    # A delivery is its own invocation (BatchSize 1): an attempt that takes its whole deadline delays
+    # nobody else's, and Lambda never times out a batch and re-sends the deliveries that had succeeded.
+    sender = template["Resources"]["WebhookSenderFunction"]["Properties"]
+    batch = sender["Events"]["WebhookQueue"]["Properties"]["BatchSize"]
+    margin = 30  # the store reads, the visibility change, a cold start's clients
+    assert batch == 1
+    assert batch * MAX_ATTEMPT_SECONDS + margin <= sender["Timeout"]
+    assert float(sender["Environment"]["Variables"]["WEBHOOK_TIMEOUT_SECONDS"]) <= MAX_ATTEMPT_SECONDS

@@ -16,6 +16,7 @@ from runwire.core.models import RunRecord, RunRequest, RunStatus, RunWebhook
 from runwire.core.webhooks import (
     STANDARD_RETRY_SCHEDULE,
     OutboxEvent,
+    OutboxQueueLimits,
     RetrySchedule,
     WebhookEventType,
     event_body,
@@ -25,6 +26,7 @@ from runwire.core.webhooks import (
     webhook_id,
 )
 from runwire.errors import WebhookTargetRefusedError
+from runwire.settings import Settings
 
 SECRET = new_secret(bytes(range(32)))
 
@@ -84,6 +86,26 @@ def test_a_schedule_parses_from_its_setting_and_refuses_delays_sqs_cannot_hide_f
     for text in ("", "0,-1", "0,43201"):
         with pytest.raises(ValueError):
             RetrySchedule.parse(text)
+
+
+def test_a_schedule_whose_first_delay_is_not_zero_is_refused_as_the_first_attempt_is_immediate() -> None:
+    # A delivery's first attempt is made as soon as it is fanned out: a first delay would be ignored.
+    with pytest.raises(ValueError, match="starts with 0"):
+        RetrySchedule.parse("60,5,300")
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("0" + ",1" * 10, "11 attempts.*at most 10 times"),  # the 11th would never be handed out
+    ("0,43200,43200,43200,43200,43200,43200,43200,43200", "keeps a message 345600 s"),  # 4 days and a bit
+])
+def test_settings_refuse_a_schedule_the_webhook_queue_cannot_honour(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        Settings.from_environ({"WEBHOOK_RETRY_SCHEDULE_SECONDS": text})
+
+
+def test_settings_take_a_schedule_that_fits_the_queue() -> None:
+    assert Settings.from_environ({"WEBHOOK_RETRY_SCHEDULE_SECONDS": "0" + ",1" * 9}).webhook_retry_schedule.attempts == 10
+    assert OutboxQueueLimits().refusal(RetrySchedule()) is None
 
 
 # --- the event ---------------------------------------------------------------------------------------
@@ -155,13 +177,15 @@ def test_the_guard_refuses_what_is_not_a_public_https_target(url: str, reason: s
         guard.check(url)
 
 
-def test_the_guard_pins_the_address_it_checked() -> None:
-    guard = NetworkTargetGuard(allow_private=False, resolve=resolver({"hooks.example.com": ["93.184.216.34"]}))
+def test_the_guard_pins_every_address_it_checked_in_the_resolvers_order() -> None:
+    guard = NetworkTargetGuard(allow_private=False, resolve=resolver({
+        "hooks.example.com": ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"]}))
     pinned = guard.pin("https://hooks.example.com:8443/x?y=1")
-    assert (pinned.target.host, pinned.target.port, pinned.address) == ("hooks.example.com", 8443, "93.184.216.34")
+    assert (pinned.target.host, pinned.target.port) == ("hooks.example.com", 8443)
+    assert pinned.addresses == ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946")
 
 
 def test_allowing_private_targets_lets_http_and_loopback_through() -> None:
     guard = NetworkTargetGuard(allow_private=True, resolve=resolver({"localhost": ["127.0.0.1"]}))
-    assert guard.pin("http://localhost:9000/hook").address == "127.0.0.1"
+    assert guard.pin("http://localhost:9000/hook").addresses == ("127.0.0.1",)
     guard.check("http://127.0.0.1:9000/hook")

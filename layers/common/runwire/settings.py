@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .core.webhooks import STANDARD_RETRY_SCHEDULE, RetrySchedule
+from .core.webhooks import MAX_ATTEMPT_SECONDS, STANDARD_RETRY_SCHEDULE, OutboxQueueLimits, RetrySchedule
 
 
 class ProviderName(enum.StrEnum):
@@ -64,9 +64,11 @@ class Settings(BaseModel):
     webhook_dead_letter_queue_url: str | None = Field(None, alias="WEBHOOK_DEAD_LETTER_QUEUE_URL")
     webhook_retry_schedule_seconds: str = Field(",".join(f"{d:g}" for d in STANDARD_RETRY_SCHEDULE),
                                                 alias="WEBHOOK_RETRY_SCHEDULE_SECONDS")
-    """Seconds before each delivery attempt, the first included: Standard Webhooks' schedule by default."""
-    webhook_timeout_seconds: float = Field(10.0, gt=0, le=30, alias="WEBHOOK_TIMEOUT_SECONDS")
-    """How long one attempt waits to connect, and for each read of the answer."""
+    """Seconds before each delivery attempt: the first is 0 (immediate), each after it the wait after the
+    previous attempt failed. Standard Webhooks' schedule by default; refused at load when the webhook
+    queue cannot honour it (`OutboxQueueLimits`)."""
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=MAX_ATTEMPT_SECONDS, alias="WEBHOOK_TIMEOUT_SECONDS")
+    """One attempt's whole deadline: resolving, connecting, sending and reading the answer's status."""
     webhook_endpoint_cache_seconds: float = Field(30.0, ge=0, alias="WEBHOOK_ENDPOINT_CACHE_SECONDS")
     """How long a process trusts what it read of an org's endpoints when deciding whether a transition
     makes an event at all (an endpoint registered since may miss events for about this long)."""
@@ -93,6 +95,13 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _webhook_schedule_parses(self) -> Settings:
         self.webhook_retry_schedule  # noqa: B018 (raises ValueError for a bad schedule)
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_queue_honours_the_schedule(self) -> Settings:
+        refusal = OutboxQueueLimits().refusal(self.webhook_retry_schedule)
+        if refusal is not None:
+            raise ValueError(f"WEBHOOK_RETRY_SCHEDULE_SECONDS cannot be honoured: {refusal}")
         return self
 
     @classmethod

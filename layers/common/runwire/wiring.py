@@ -180,6 +180,7 @@ def conversation_store(settings: Settings) -> DynamoDBConversationStore:
 def run_service(settings: Settings, store: RunStore | None = None) -> RunService:
     if not settings.run_queue_url:
         raise ConfigurationError("RUN_QUEUE_URL is not set")
+    webhooks = webhook_service(settings)
     return RunService(
         store or run_store(settings),
         SQSRunQueue(aws_client(settings, "sqs"), settings.run_queue_url),
@@ -189,7 +190,8 @@ def run_service(settings: Settings, store: RunStore | None = None) -> RunService
         time.time,
         conversations=conversation_store(settings),
         metrics=run_metrics(settings),
-        request_checks=[webhook_service(settings).check_run_request],
+        request_checks=[webhooks.check_run_request],
+        run_preparations=[webhooks.prepare_run],
     )
 
 

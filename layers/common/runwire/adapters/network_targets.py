@@ -8,8 +8,10 @@ as are IPv6 forms that carry an IPv4 address (IPv4-mapped ::ffff:a.b.c.d, NAT64 
 2002::/16, Teredo), judged by the IPv4 address inside. Schemes: https only.
 
 The check runs when a URL is registered and again before each request, on the addresses resolved for
-that request; `PinnedAddress` then connects to the address that was checked, not to a second answer
-from DNS (a name that rebinds to a private address between the check and the connection is defeated).
+that request; `PinnedAddress` then connects to the addresses that were checked (each in turn, all of
+them checked first), not to a second answer from DNS (a name that rebinds to a private address between
+the check and the connection is defeated). `pin(url, timeout=…)` bounds the resolution: `getaddrinfo`
+has no timeout of its own, so it runs on a daemon thread that is abandoned when the time is up.
 
 `ALLOW_PRIVATE_NETWORK_TARGETS=true` (local stacks and tests) lifts every address rule and allows http.
 """
@@ -17,7 +19,9 @@ from DNS (a name that rebinds to a private address between the check and the con
 from __future__ import annotations
 
 import ipaddress
+import queue
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -85,10 +89,21 @@ class Target:
 
 @dataclass(frozen=True)
 class PinnedAddress:
-    """A checked target and the address to connect to (the one that was checked)."""
+    """A checked target and the addresses to connect to, in the resolver's order (every one was checked)."""
 
     target: Target
-    address: str
+    addresses: tuple[str, ...]
+
+
+def resolve_within(resolve: Resolver, host: str, port: int, timeout: float) -> list[str] | None:
+    """`resolve(host, port)`, or None when it has not answered within `timeout` seconds. The resolution
+    carries on in its daemon thread (the system resolver cannot be interrupted) and its answer is dropped."""
+    answers: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
+    threading.Thread(target=lambda: answers.put(resolve(host, port)), name=f"resolve {host}", daemon=True).start()
+    try:
+        return answers.get(timeout=max(timeout, 0.0))
+    except queue.Empty:
+        return None
 
 
 class NetworkTargetGuard:
@@ -127,10 +142,11 @@ class NetworkTargetGuard:
     def check(self, url: str) -> None:
         self.pin(url)
 
-    def pin(self, url: str) -> PinnedAddress:
-        """Resolve the URL's host and check every address it resolves to; the first is the one to connect to."""
+    def pin(self, url: str, *, timeout: float | None = None) -> PinnedAddress:
+        """Resolve the URL's host (within `timeout` seconds, when given) and check every address it
+        resolves to: all of them are the ones to connect to."""
         target = self.target(url)
-        addresses = self._addresses(target)
+        addresses = self._addresses(target, timeout)
         if not self._allow_private:
             for address in addresses:
                 reason = refusal_reason(ipaddress.ip_address(address))
@@ -139,14 +155,19 @@ class NetworkTargetGuard:
                     raise WebhookTargetRefusedError(
                         f"{shown} is {reason}: webhooks go to public addresses only "
                         "(ALLOW_PRIVATE_NETWORK_TARGETS=true lifts this on a local stack)")
-        return PinnedAddress(target, addresses[0])
+        return PinnedAddress(target, tuple(addresses))
 
-    def _addresses(self, target: Target) -> list[str]:
+    def _addresses(self, target: Target, timeout: float | None) -> list[str]:
         try:
             return [str(ipaddress.ip_address(target.host))]  # a literal address
         except ValueError:
             pass
-        addresses = self._resolve(target.host, target.port)
+        if timeout is None:
+            addresses: list[str] | None = self._resolve(target.host, target.port)
+        else:
+            addresses = resolve_within(self._resolve, target.host, target.port, timeout)
+            if addresses is None:
+                raise WebhookTargetRefusedError(f"{target.host!r} did not resolve within {timeout:.3g} s")
         if not addresses:
             raise WebhookTargetRefusedError(f"{target.host!r} does not resolve to any address")
         return addresses

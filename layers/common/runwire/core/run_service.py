@@ -115,10 +115,15 @@ class RunService:
         sleep: Callable[[float], object] = time.sleep,
         metrics: RunMetrics | None = None,
         request_checks: Sequence[Callable[[Caller, RunRequest], None]] = (),
+        run_preparations: Sequence[Callable[[Caller, RunRecord], None]] = (),
     ) -> None:
         self._metrics = metrics or NullMetrics()
         self._request_checks = tuple(request_checks)
-        """More checks a request must pass before its run is stored (e.g. its webhook URL's target)."""
+        """More checks a request must pass before its run is stored (e.g. its webhook URL's target).
+        They only read: a refused start writes nothing."""
+        self._run_preparations = tuple(run_preparations)
+        """What a run needs written once every check has passed, just before it is stored (e.g. its
+        org's webhook signing secret)."""
         self._conversations = conversations
         self._sleep = sleep
         self._store = store
@@ -162,6 +167,8 @@ class RunService:
             # answers 204, the next start finds no run there), while a stored run that nobody queued
             # would not be.
             run = self._take_conversation(caller, run, request.conversation_id)
+        for prepare in self._run_preparations:
+            prepare(caller, run)
         self._store.create_run(run)
         try:
             self._queue.enqueue(RunMessage(run_id=run.run_id, org_id=run.org_id, after_run_id=run.after_run_id))

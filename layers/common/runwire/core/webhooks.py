@@ -12,8 +12,9 @@ Standard Webhooks (https://www.standardwebhooks.com, spec/standard-webhooks.md):
   30 min, 2 h, 5 h, 10 h and 10 h after the previous failure.
 
 Deliberate choices (docs/api.md, "Webhooks"): one signing secret per org, shared by its endpoints and by
-runs' own `webhook` URLs ("a run's secret is the org's"), created when the org first needs one and
-readable by the org's callers (`GET /v1/webhooks/secret`).
+runs' own `webhook` URLs ("a run's secret is the org's"), created when the org first needs one (its
+first endpoint, its first run with a `webhook` once that run is accepted, or the secret route) and
+readable by the org's callers with a bearer token (`GET /v1/webhooks/secret`: not with the cookie).
 """
 
 from __future__ import annotations
@@ -182,9 +183,13 @@ def signed_headers(secret: str, message_id: str, timestamp: int, body: str) -> d
 
 # --- retries --------------------------------------------------------------------------------------
 STANDARD_RETRY_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
-"""Seconds before each attempt, after the previous one failed (Standard Webhooks, "Retry schedule")."""
+"""Seconds before each attempt (Standard Webhooks, "Retry schedule"): the first, immediate (0), then
+each retry's delay after the previous attempt failed."""
 MAX_RETRY_DELAY_SECONDS = 43_200
 """SQS's longest visibility timeout (12 h): a retry waits as a hidden message."""
+MAX_ATTEMPT_SECONDS = 30
+"""The longest `WEBHOOK_TIMEOUT_SECONDS`: one attempt's whole deadline (template.yaml's sender Timeout
+leaves room for one attempt and the store reads around it; tests/unit/test_webhook_template.py)."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,9 @@ class RetrySchedule:
     def __post_init__(self) -> None:
         if not self.delays or any(d < 0 or d > MAX_RETRY_DELAY_SECONDS for d in self.delays):
             raise ValueError(f"a retry schedule is one or more delays of 0 to {MAX_RETRY_DELAY_SECONDS} seconds")
+        if self.delays[0] != 0:
+            # A delivery is attempted as soon as it is fanned out: a first delay would not be honoured.
+            raise ValueError(f"a retry schedule starts with 0 (the first attempt is immediate), not {self.delays[0]:g}")
 
     @property
     def attempts(self) -> int:
@@ -207,6 +215,30 @@ class RetrySchedule:
     def parse(cls, text: str) -> RetrySchedule:
         """`"0,5,300"`: the delays in seconds, comma-separated."""
         return cls(tuple(float(part) for part in text.split(",") if part.strip()))
+
+
+@dataclass(frozen=True)
+class OutboxQueueLimits:
+    """What template.yaml's `WebhookQueue` allows a delivery (tests/unit/test_webhook_template.py keeps
+    these equal to the template's values)."""
+
+    max_receive_count: int = 10
+    """RedrivePolicy.maxReceiveCount: SQS dead-letters a message handed out more often than this."""
+    retention_seconds: int = 345_600
+    """MessageRetentionPeriod: SQS drops a message this long after it was sent, whatever its retries."""
+    visibility_seconds: int = 120
+    """VisibilityTimeout: the longest one attempt can hold its message (the sender's Timeout or less)."""
+
+    def refusal(self, schedule: RetrySchedule) -> str | None:
+        """Why the queue cannot honour `schedule`, or None when it can."""
+        if schedule.attempts > self.max_receive_count:
+            return (f"{schedule.attempts} attempts, but the webhook queue hands a message out at most "
+                    f"{self.max_receive_count} times (its maxReceiveCount) before SQS dead-letters it")
+        span = sum(schedule.delays) + schedule.attempts * self.visibility_seconds
+        if span >= self.retention_seconds:
+            return (f"the delays and attempts span up to {span:g} s, but the webhook queue keeps a message "
+                    f"{self.retention_seconds} s (its MessageRetentionPeriod)")
+        return None
 
 
 # --- ports ------------------------------------------------------------------------------------------
@@ -307,13 +339,18 @@ class WebhookService:
         return self._store.secret(caller.org_id) or self._store.ensure_secret(caller.org_id, self._candidate())
 
     def check_run_request(self, caller: Caller, request: RunRequest) -> None:
-        """A run's `webhook.url` must be a callable target; its events are signed with the org's
-        secret, which exists from here on (`GET /v1/webhooks/secret` reads it)."""
+        """A run's `webhook.url` must be a callable target. Reads only: a start refused by this or a
+        later check leaves nothing written (`prepare_run` creates the secret once the run is accepted)."""
         if request.webhook is None:
             return
         self._require_delivery()
         self._guard.check(request.webhook.url)
-        self.secret(caller)
+
+    def prepare_run(self, caller: Caller, run: RunRecord) -> None:
+        """A run with a `webhook` that passed every check is about to be stored: its events are signed
+        with the org's secret, which exists from here on (`GET /v1/webhooks/secret` reads it)."""
+        if run.request.webhook is not None:
+            self.secret(caller)
 
     def _require_delivery(self) -> None:
         if not self._delivering:

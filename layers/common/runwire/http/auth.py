@@ -1,6 +1,7 @@
 """Who is calling: a JWT from `Authorization: Bearer`, or, on GET only, the `access_token` cookie
 (a browser's EventSource cannot send headers; seed 000: "the JWT guard accepts cookie auth for SSE
-GETs"). A cookie never authorizes a POST, so another site cannot start or cancel runs with it. An org from the `orgid` header or query parameter that the
+GETs"). A cookie never authorizes a POST, so another site cannot start or cancel runs with it, nor
+a GET that depends on `current_bearer_caller` (the webhook signing secret). An org from the `orgid` header or query parameter that the
 token must name in its `org` claim or `orgs` list. Without an `orgid`, the token's own org."""
 
 from __future__ import annotations
@@ -73,3 +74,20 @@ def current_caller(
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+def current_bearer_caller(
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)] = None,
+    _org_header: OrgHeader = None,
+    _org_query: OrgQuery = None,
+) -> Caller:
+    """FastAPI dependency for a GET the cookie must not authorize (the webhook signing secret): a
+    credential a browser attaches by itself should not fetch, nor create, a secret; only a client that
+    holds the token and sends it as `Authorization: Bearer` may."""
+    if not request.headers.get("authorization"):
+        raise AuthenticationError("this route takes 'Authorization: Bearer <token>' only (not the access_token cookie)")
+    return authenticate(request, request.app.state.verifier)
+
+
+BearerCallerDep = Annotated[Caller, Depends(current_bearer_caller)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -29,6 +29,10 @@ from ..core.run_service import RunSnapshot
 from ..formats.runwire_events import end_data
 
 
+@overload
+def iso(timestamp: float) -> str: ...
+@overload
+def iso(timestamp: float | None) -> str | None: ...
 def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None

@@ -10,8 +10,9 @@ from pydantic.alias_generators import to_camel
 
 from ..core.models import WireModel
 from ..core.webhooks import WebhookEndpoint, WebhookEventType, WebhookService
-from .auth import CallerDep
+from .auth import BearerCallerDep, CallerDep
 from .unknown_fields import CanonicalRoute
+from .views import iso
 
 WEBHOOK_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid body, an unknown event type, a refused target (`webhook_target_refused`), "
@@ -34,11 +35,13 @@ class WebhookView(WireModel):
     id: StrictStr
     url: StrictStr
     events: list[WebhookEventType]
-    created_at: float
+    created_at: StrictStr
+    """ISO 8601 (UTC, milliseconds), as every `createdAt` of the API."""
 
     @classmethod
     def of(cls, endpoint: WebhookEndpoint) -> WebhookView:
-        return cls(id=endpoint.endpoint_id, url=endpoint.url, events=endpoint.events, created_at=endpoint.created_at)
+        return cls(id=endpoint.endpoint_id, url=endpoint.url, events=endpoint.events,
+                   created_at=iso(endpoint.created_at))
 
 
 class CreatedWebhookView(WebhookView):
@@ -70,8 +73,9 @@ def install_webhook_routes(app: FastAPI, webhooks: WebhookService) -> None:
         return WebhookList(data=[WebhookView.of(e) for e in webhooks.endpoints(who)])
 
     @router.get("/secret", response_model=WebhookSecretView, responses=WEBHOOK_ERRORS)
-    def webhook_secret(who: CallerDep) -> WebhookSecretView:
-        """The org's signing secret (created now if the org has none): verify every event with it."""
+    def webhook_secret(who: BearerCallerDep) -> WebhookSecretView:
+        """The org's signing secret (created now if the org has none): verify every event with it.
+        `Authorization: Bearer` only: the `access_token` cookie does not authorize this GET."""
         return WebhookSecretView(secret=webhooks.secret(who))
 
     @router.delete("/{webhook_id}", status_code=204, response_class=Response,
