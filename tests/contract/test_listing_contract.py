@@ -11,7 +11,7 @@ from runwire.adapters.dynamodb import DynamoDBRunStore
 from runwire.adapters.dynamodb_conversations import DynamoDBConversationStore
 from runwire.adapters.memory import InMemoryConversationStore, InMemoryRunStore
 from runwire.core.models import LISTING_PREVIEW_CHARS, RunRecord, RunRequest, RunStatus, Usage
-from runwire.errors import InvalidCursorError
+from runwire.errors import ConditionFailedError, InvalidCursorError
 
 from .test_run_store_contract import FakeClock
 
@@ -181,7 +181,7 @@ def test_deleting_a_conversation_deletes_its_messages_pointer_and_listing(stores
     add_turns(conversations, clock, org, "c-1", count=15)  # 30 messages: more than one batch of deletes
     add_turns(conversations, clock, org, "c-2")
     conversations.replace_active_run(org, "c-1", "run_x", expected=None, expires_at=int(clock.now) + 60)
-    assert conversations.delete_conversation(org, "c-1") is True
+    assert conversations.delete_conversation(org, "c-1", expected_active="run_x") is True
     assert conversations.recent_messages(org, "c-1", limit=50) == []
     assert conversations.active_run(org, "c-1") is None
     assert [c.conversation_id for c in conversations.list_conversations(org, limit=5).items] == ["c-2"]
@@ -192,11 +192,25 @@ def test_deleting_an_unknown_or_foreign_conversation_deletes_nothing(stores):
     _, conversations, clock = stores
     org = new_org()
     add_turns(conversations, clock, org, "c-1")
-    assert conversations.delete_conversation(org, "c-unknown") is False
-    assert conversations.delete_conversation(new_org(), "c-1") is False
+    assert conversations.delete_conversation(org, "c-unknown", expected_active=None) is False
+    assert conversations.delete_conversation(new_org(), "c-1", expected_active=None) is False
     assert len(conversations.recent_messages(org, "c-1", limit=50)) == 2
-    assert conversations.delete_conversation(org, "c-1") is True
-    assert conversations.delete_conversation(org, "c-1") is False
+    assert conversations.delete_conversation(org, "c-1", expected_active=None) is True
+    assert conversations.delete_conversation(org, "c-1", expected_active=None) is False
+
+
+def test_a_delete_loses_to_a_run_started_since_the_conversation_was_checked(stores):
+    """The pointer goes first, and only if it still names what the caller checked: a run started
+    in between keeps the conversation, messages and all."""
+    _, conversations, clock = stores
+    org = new_org()
+    add_turns(conversations, clock, org, "c-1")
+    conversations.replace_active_run(org, "c-1", "run_checked", expected=None, expires_at=int(clock.now) + 60)
+    conversations.replace_active_run(org, "c-1", "run_new", expected="run_checked", expires_at=int(clock.now) + 60)
+    with pytest.raises(ConditionFailedError):
+        conversations.delete_conversation(org, "c-1", expected_active="run_checked")
+    assert conversations.active_run(org, "c-1") == "run_new"
+    assert len(conversations.recent_messages(org, "c-1", limit=50)) == 2
 
 
 def test_a_filtered_page_that_reads_past_its_bound_ends_early_with_a_cursor_that_goes_on(

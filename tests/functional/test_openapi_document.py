@@ -202,3 +202,10 @@ def test_operation_ids_are_the_endpoints_names_and_unique(document):
 def test_the_document_names_no_seed_numbers(document):
     """Surfaces are named for what they are; "seed 00N" means nothing to a reader of /docs."""
     assert not re.findall(r".{40}\bseed \d{3}.{20}", json.dumps(document), re.IGNORECASE)
+
+
+def test_the_routes_that_start_a_run_declare_the_busy_conversation(document):
+    for path in ("/v1/runs", "/ai/agent/stream", "/v1/runs/wait", "/v1/runs/stream"):
+        busy = document["paths"][path]["post"]["responses"]["409"]
+        assert "conversation_busy" in busy["description"], path
+        assert busy["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}

@@ -4,7 +4,11 @@ active, over real HTTP, with the worker getting real SQS messages (delayed ones 
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
+
+import httpx
 
 from .test_run_lifecycle import wait_for_status
 from .test_streaming import read_events
@@ -61,3 +65,31 @@ def test_multitask_strategy_without_a_conversation_is_400(stack, client):
                            json={"task": "hi", "multitaskStrategy": "enqueue"})
     assert response.status_code == 400
     assert "conversationId" in response.json()["error"]["message"]
+
+
+def test_a_chat_surface_queues_a_second_message_behind_the_first(stack, client):
+    """The content/is_final surface's clients cannot send a strategy: their second message, sent
+    while the first is still answering, waits its turn and remembers the first turn."""
+    conv = conversation()
+    headers = {"Authorization": f"Bearer {stack.token()}"}
+    finals: dict[str, dict] = {}
+
+    def chat(name: str, message: str) -> None:
+        with httpx.Client(timeout=60) as own, own.stream(
+                "POST", f"{stack.base_url}/chat/stream", headers=headers,
+                json={"message": message, "conversation_id": conv}) as response:
+            assert response.status_code == 200
+            lines = [json.loads(line[5:]) for line in response.iter_lines() if line.startswith("data:")]
+            finals[name] = lines[-1]
+
+    first = threading.Thread(target=chat, args=("first", "[[scripted tokens=60 delay_ms=10]]"))
+    first.start()
+    time.sleep(0.3)
+    chat("second", "[[scripted tokens=3]]")
+    first.join(30)
+    assert finals["first"]["is_final"] and finals["second"]["is_final"]
+    assert "error" not in finals["second"] or finals["second"]["error"] is None
+    messages = client.get(f"{stack.base_url}/v1/conversations/{conv}/messages", headers=stack.headers()).json()["messages"]
+    assert [m["content"] for m in messages if m["role"] == "user"] == [
+        "[[scripted tokens=60 delay_ms=10]]", "[[scripted tokens=3]]"]  # one after the other, in order
+    assert len(messages) == 4

@@ -14,7 +14,7 @@ from runwire.core.models import Caller, RunMessage, RunRequest, RunStatus, TextC
 from runwire.core.run_service import RunService, RunServicePolicy
 from runwire.core.tools import default_tools
 from runwire.core.worker import Outcome, RunWorker, WorkerPolicy
-from runwire.errors import ConversationBusyError
+from runwire.errors import ConversationBusyError, QueueUnavailableError
 
 CALLER = Caller(user_id="u1", org_id="acme")
 CONVERSATION = "c1"
@@ -179,3 +179,67 @@ def test_concurrent_starts_on_a_free_conversation_start_exactly_one(system):
         t.join()
     assert sum(not isinstance(r, ConversationBusyError) for r in results) == 1
     assert len(system.queue.messages) == 1
+
+
+class StartingInsideCreate(InMemoryRunStore):
+    """A run store that lets a second request start on the conversation while the first is being
+    stored: the window between storing a run and pointing the conversation at it."""
+
+    def __init__(self, clock, during_create) -> None:
+        super().__init__(clock)
+        self.during_create = during_create
+
+    def create_run(self, run) -> None:
+        super().create_run(run)
+        if self.during_create is not None:
+            action, self.during_create = self.during_create, None
+            action()
+
+
+def test_two_starts_in_one_window_cannot_both_take_a_free_conversation(system):
+    outcomes: list[object] = []
+
+    def second_start() -> None:
+        try:
+            outcomes.append(system.start("[[scripted tokens=3]]"))
+        except ConversationBusyError as exc:
+            outcomes.append(exc)
+
+    store = StartingInsideCreate(time.time, second_start)
+    system.store = store
+    system.service = RunService(store, system.queue, default_catalog(), RunServicePolicy(queued_run_horizon_seconds=900),
+                                time.time, conversations=system.conversations)
+    try:
+        outcomes.append(system.start("[[scripted tokens=3]]"))
+    except ConversationBusyError as exc:
+        outcomes.append(exc)
+    started = [o for o in outcomes if not isinstance(o, ConversationBusyError)]
+    assert len(outcomes) == 2 and len(started) == 1  # one wins, the other is told the conversation is busy
+    assert [m.run_id for m in system.queue.messages] == [started[0].run_id]
+    assert system.conversations.active_run(CALLER.org_id, CONVERSATION) == started[0].run_id
+    assert len(store._runs) == 1  # the loser's run is not left stored (nothing half-written)
+
+
+def test_cancelling_a_queued_follow_up_leaves_the_conversation_to_the_run_still_running(system):
+    first = system.start("[[scripted tokens=300 delay_ms=5]]")
+    thread = system.run_in_background(first)
+    queued = system.start("[[scripted tokens=3]]", "enqueue")
+    system.service.cancel(CALLER, queued.run_id)
+    with pytest.raises(ConversationBusyError) as refused:
+        system.start("[[scripted tokens=3]]")
+    assert refused.value.details == {"activeRunId": first.run_id}
+    later = system.start("[[scripted tokens=3]]", "enqueue")
+    assert later.after_run_id == first.run_id
+    thread.join(10)
+
+
+def test_an_interrupt_whose_run_cannot_be_queued_cancels_nothing_and_gives_the_conversation_back(system):
+    first = system.start("[[scripted tokens=300 delay_ms=5]]")
+    thread = system.run_in_background(first)
+    system.queue.fail_next = True
+    with pytest.raises(QueueUnavailableError):
+        system.start("[[scripted tokens=3]]", "interrupt")
+    assert system.status(first) is RunStatus.RUNNING
+    assert system.conversations.active_run(CALLER.org_id, CONVERSATION) == first.run_id
+    thread.join(10)
+    assert system.status(first) is RunStatus.SUCCEEDED

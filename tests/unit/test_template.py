@@ -257,7 +257,8 @@ def test_every_function_that_ends_runs_may_write_their_terminal_transaction(tran
         assert any(_allows(s, action) for s in statements), (function, action)
 
 
-@pytest.mark.parametrize("function", ["StartRunFunction", "StreamFunction"])
+# The worker re-sends the message of a run queued behind another run of its conversation.
+@pytest.mark.parametrize("function", ["StartRunFunction", "StreamFunction", "WorkerFunction"])
 def test_functions_that_answer_runs_may_requeue_them(translated: dict, function: str) -> None:
     sends = [s["Resource"] for s in _statements(translated, function) if _allows(s, "sqs:SendMessage")]
     assert {"Fn::GetAtt": ["RunQueue", "Arn"]} in sends

@@ -974,6 +974,7 @@ def test_seed001_body_becomes_a_chat_run_with_the_clients_history():
         ],
         "conversationId": CONVERSATION,
         "context": {"currentPage": "/billing"},
+        "multitaskStrategy": "enqueue",  # a message sent while the chat still answers waits its turn
     }
 
 
@@ -1216,7 +1217,7 @@ def test_seed003_body_keeps_its_conversation_or_starts_one():
     given_id = ContentChatRequest.model_validate({"message": "Hello", "conversation_id": "conv-1"})
     assert content_final.to_run_request(given_id, new_conversation_id=new_conversation).model_dump(
         by_alias=True, exclude_none=True
-    ) == {"task": "Hello", "agentRole": "chat", "conversationId": "conv-1"}
+    ) == {"task": "Hello", "agentRole": "chat", "conversationId": "conv-1", "multitaskStrategy": "enqueue"}
     fresh = ContentChatRequest.model_validate({"message": "Hello"})
     assert content_final.to_run_request(fresh, new_conversation_id=new_conversation).conversation_id == NEW_CONVERSATION
 

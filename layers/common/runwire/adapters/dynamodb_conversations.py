@@ -154,7 +154,7 @@ class DynamoDBConversationStore:
         items, next_position = query_listing(self._client, request, limit=limit, start=start)
         return ListPage([_decode_summary(item) for item in items], next_position)
 
-    def delete_conversation(self, org_id: str, conversation_id: str) -> bool:
+    def delete_conversation(self, org_id: str, conversation_id: str, *, expected_active: str | None) -> bool:
         keys: list[dict[str, Any]] = []
         live = False
         now = self._clock()
@@ -176,12 +176,29 @@ class DynamoDBConversationStore:
                 request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         if not live:
             return False
-        # Messages first, the summary and the pointer last: a delete cut short leaves the conversation
-        # listed, and the same DELETE again finishes it.
-        keys.sort(key=lambda key: key["sk"]["S"] in (SUMMARY_SORT_KEY, ACTIVE_SORT_KEY))
+        self._release_active_run(org_id, conversation_id, expected_active)
+        # Then the messages, the summary last: a delete cut short leaves the conversation listed,
+        # and the same DELETE again finishes it.
+        keys = [key for key in keys if key["sk"]["S"] != ACTIVE_SORT_KEY]
+        keys.sort(key=lambda key: key["sk"]["S"] == SUMMARY_SORT_KEY)
         for first in range(0, len(keys), BATCH_WRITE_ITEMS):
             self._delete_batch(keys[first:first + BATCH_WRITE_ITEMS])
         return True
+
+    def _release_active_run(self, org_id: str, conversation_id: str, expected: str | None) -> None:
+        """Delete the pointer if it still names `expected` (None: no live run); else ConditionFailedError."""
+        if expected is None:
+            condition, values = "attribute_not_exists(pk) OR expiresAt <= :now", {":now": {"N": str(int(self._clock()))}}
+        else:
+            condition, values = "attribute_not_exists(pk) OR expiresAt <= :now OR runId = :expected", {
+                ":now": {"N": str(int(self._clock()))}, ":expected": {"S": expected}}
+        with map_storage_errors():
+            self._client.delete_item(
+                TableName=self._table,
+                Key={"pk": {"S": conversation_key(org_id, conversation_id)}, "sk": {"S": ACTIVE_SORT_KEY}},
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
 
     def _delete_batch(self, keys: list[dict[str, Any]]) -> None:
         requests: dict[str, Any] = {self._table: [{"DeleteRequest": {"Key": key}} for key in keys]}

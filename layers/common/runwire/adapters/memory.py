@@ -379,10 +379,14 @@ class InMemoryConversationStore:
             ]
         return _page_after(keyed, limit=limit, after=after)
 
-    def delete_conversation(self, org_id: str, conversation_id: str) -> bool:
+    def delete_conversation(self, org_id: str, conversation_id: str, *, expected_active: str | None) -> bool:
         with self._lock:
             now = self._clock()
             key = (org_id, conversation_id)
+            entry = self._active.get(key)
+            current = entry[0] if entry is not None and entry[1] > now else None
+            if current is not None and current != expected_active:
+                raise ConditionFailedError(f"conversation {conversation_id} points at {current!r}, not {expected_active!r}")
             messages = self._messages.pop(key, {})
             active = self._active.pop(key, None)
             summary = self._summaries.pop(key, None)

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic
 
-from ..errors import ConversationBusyError, ConversationNotFoundError, InvalidCursorError
+from ..errors import ConditionFailedError, ConversationBusyError, ConversationNotFoundError, InvalidCursorError
 from .cursors import CursorSealer
 from .models import IDENTIFIER_PATTERN, Caller, ConversationSummary, ListedT, ListPage, RunStatus, RunSummary
 from .ports import ConversationIndex, ConversationStore, RunIndex, RunStore
+from .runs import run_holding_conversation
 
 MAX_LIST_LIMIT = 100
 DEFAULT_LIST_LIMIT = 20
@@ -79,9 +80,18 @@ class ListingService:
         return Listed([self._with_active_run(caller, c) for c in listed.items], listed.next_cursor)
 
     def _active_run_id(self, caller: Caller, conversation_id: str) -> str | None:
-        run_id = self._conversations.active_run(caller.org_id, conversation_id)
-        run = self._runs.get_run(caller.org_id, run_id) if run_id else None
-        return run.run_id if run is not None and not run.status.is_terminal else None
+        return self._active_run(caller, conversation_id)[1]
+
+    def _active_run(self, caller: Caller, conversation_id: str) -> tuple[str | None, str | None]:
+        """The conversation's pointer as read, and the run answering in it now: its latest run while
+        it waits for its client, else the run that holds the conversation (queued or running: the
+        latest run, or the one it was queued behind, if it was cancelled before it started)."""
+        pointer = self._conversations.active_run(caller.org_id, conversation_id)
+        latest = self._runs.get_run(caller.org_id, pointer) if pointer else None
+        if latest is not None and latest.status is RunStatus.REQUIRES_ACTION:
+            return pointer, latest.run_id
+        holder = run_holding_conversation(latest, lambda run_id: self._runs.get_run(caller.org_id, run_id))
+        return pointer, holder.run_id if holder else None
 
     def _with_active_run(self, caller: Caller, conversation: ConversationSummary) -> ConversationSummary:
         # The pointer lives as long as its run (minutes): older conversations cost no read here.
@@ -93,11 +103,18 @@ class ListingService:
         that run would write its turn after the delete."""
         if not _IDENTIFIER.match(conversation_id):
             raise ConversationNotFoundError(f"conversation {conversation_id[:80]!r} does not exist")
-        active = self._active_run_id(caller, conversation_id)
+        pointer, active = self._active_run(caller, conversation_id)
         if active is not None:
             raise ConversationBusyError(
                 f"conversation {conversation_id!r} has a run in progress ({active}): cancel it "
-                f"(POST /v1/runs/{active}/cancel) or wait for it to end, then delete the conversation"
+                f"(POST /v1/runs/{active}/cancel) or wait for it to end, then delete the conversation",
+                details={"activeRunId": active},
             )
-        if not self._conversation_index.delete_conversation(caller.org_id, conversation_id):
+        try:
+            deleted = self._conversation_index.delete_conversation(caller.org_id, conversation_id, expected_active=pointer)
+        except ConditionFailedError:
+            raise ConversationBusyError(
+                f"conversation {conversation_id!r} has a run that started just now: wait for it to end, "
+                "then delete the conversation") from None
+        if not deleted:
             raise ConversationNotFoundError(f"conversation {conversation_id!r} does not exist or has expired")

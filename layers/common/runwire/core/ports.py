@@ -179,9 +179,11 @@ class ConversationIndex(Protocol):
         """Live conversations of the org (those with a stored turn), the latest turn first, paged as
         `RunIndex.list_runs` is."""
 
-    def delete_conversation(self, org_id: str, conversation_id: str) -> bool:
+    def delete_conversation(self, org_id: str, conversation_id: str, *, expected_active: str | None) -> bool:
         """Delete its messages, its listing entry and its active-run pointer; False when it had none
-        that had not expired (nothing to delete)."""
+        that had not expired (nothing to delete). The pointer goes first, and only if it still names
+        `expected_active` (None: no live run), else ConditionFailedError: a run started on the
+        conversation since it was checked keeps it."""
 
 
 class RunQueue(Protocol):

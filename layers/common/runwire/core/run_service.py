@@ -37,7 +37,7 @@ from .models import (
     TextChunk,
 )
 from .ports import Clock, ConversationStore, RunQueue, RunStore
-from .runs import holds_conversation
+from .runs import holds_conversation, run_holding_conversation
 
 log = logging.getLogger("runwire.api")
 
@@ -163,60 +163,96 @@ class RunService:
             expires_at=int(now) + self._policy.retention_seconds,
         )
         if request.conversation_id is not None and self._conversations is not None:
-            # First: if anything after fails, a pointer to a run that never was is harmless (resume
-            # answers 204, the next start finds no run there), while a stored run that nobody queued
-            # would not be.
-            run = self._take_conversation(caller, run, request.conversation_id)
+            run = self._start_on_conversation(caller, run, request.conversation_id)
+        else:
+            self._prepare(caller, run)
+            self._store.create_run(run)
+            self._enqueue(run)
+        log.info("run queued for agent %s", agent.agent_id, extra={"run_id": run.run_id, "org_id": run.org_id})
+        self._metrics.run_started(agent.agent_id)
+        return run
+
+    def _prepare(self, caller: Caller, run: RunRecord) -> None:
+        """What must exist before the run is stored (e.g. its org's webhook secret): after every
+        check, so a start that is refused leaves nothing behind."""
         for prepare in self._run_preparations:
             prepare(caller, run)
-        self._store.create_run(run)
+
+    def _enqueue(self, run: RunRecord) -> None:
         try:
             self._queue.enqueue(RunMessage(run_id=run.run_id, org_id=run.org_id, after_run_id=run.after_run_id))
         except QueueUnavailableError:
             # Nothing half-written: a run nobody will ever work on must not be readable.
             self._store.delete_run(run.org_id, run.run_id)
             raise
-        log.info("run queued for agent %s", agent.agent_id, extra={"run_id": run.run_id, "org_id": run.org_id})
-        self._metrics.run_started(agent.agent_id)
-        return run
 
-    def _take_conversation(self, caller: Caller, run: RunRecord, conversation_id: str) -> RunRecord:
-        """Point the conversation at the new run, following its `multitaskStrategy` when a run of it
-        is still active: `reject` (ConversationBusyError), `enqueue` (the new run waits behind it) or
-        `interrupt` (cancel it, and any run it waits behind, then wait for it to end). A run already
-        being cancelled is waited for whatever the strategy. The pointer is swapped only if it still
-        points where it was read, so two starts on one conversation cannot both find it free."""
+    def _start_on_conversation(self, caller: Caller, run: RunRecord, conversation_id: str) -> RunRecord:
+        """Start `run` on its conversation, following its `multitaskStrategy` when a run there is
+        still queued or running: `reject` (ConversationBusyError), `enqueue` (the new run waits
+        behind it) or `interrupt` (the new run waits behind it, and it is cancelled, with any run it
+        waits behind). A run already being cancelled is waited for whatever the strategy.
+
+        Order matters. The run is stored before the conversation points at it, so a start that reads
+        the pointer meanwhile never finds a run that is not there yet (which would read as free).
+        The pointer then moves only if it still names what was read, so of two starts racing on one
+        conversation one wins; the other deletes its run and looks again. The active run is
+        cancelled last, once the new run is stored and queued: a start that fails cancels nothing."""
         assert self._conversations is not None
+        conversations, org = self._conversations, caller.org_id
         strategy = run.request.multitask_strategy or "reject"
         for _ in range(CONVERSATION_RACE_ATTEMPTS):
-            current_id = self._conversations.active_run(caller.org_id, conversation_id)
-            current = self._store.get_run(caller.org_id, current_id) if current_id else None
-            behind = None
-            if current is not None and holds_conversation(current):
-                if not current.cancel_requested and strategy == "reject":
-                    raise ConversationBusyError(
-                        f"conversation {conversation_id!r} has an active run ({current.run_id}, "
-                        f"{current.status.value}); wait for it to end, cancel it, or send "
-                        "'multitaskStrategy': 'enqueue' or 'interrupt'",
-                        details={"activeRunId": current.run_id},
-                    )
-                if strategy == "interrupt":
-                    self._interrupt(caller, current)
-                behind = current
-            candidate = run if behind is None else run.model_copy(update={
-                "after_run_id": behind.run_id,
-                # The conversation orders its turns by their runs' creation, to the millisecond:
-                # a run queued behind another comes after it even when started in the same one.
-                "created_at": max(run.created_at, behind.created_at + 0.001),
-                "expires_at": max(run.expires_at, behind.expires_at + int(self._policy.queued_run_horizon_seconds)),
-            })
+            seen_id = conversations.active_run(org, conversation_id)
+            seen = self._store.get_run(org, seen_id) if seen_id else None
+            holder = run_holding_conversation(seen, lambda run_id: self._store.get_run(org, run_id))
+            if holder is not None and not holder.cancel_requested and strategy == "reject":
+                raise ConversationBusyError(
+                    f"conversation {conversation_id!r} has an active run ({holder.run_id}, {holder.status.value}); "
+                    "wait for it to end, cancel it, or send 'multitaskStrategy': 'enqueue' or 'interrupt'",
+                    details={"activeRunId": holder.run_id},
+                )
+            candidate = run if holder is None else self._queued_behind(run, holder)
+            self._prepare(caller, candidate)
+            self._store.create_run(candidate)
             try:
-                self._conversations.replace_active_run(caller.org_id, conversation_id, run.run_id,
-                                                       expected=current_id, expires_at=candidate.expires_at)
-                return candidate
+                # The pointer outlives a claim's extension of its run: it must not lapse mid-run.
+                conversations.replace_active_run(org, conversation_id, candidate.run_id, expected=seen_id,
+                                                 expires_at=candidate.expires_at + int(self._policy.queued_run_horizon_seconds))
             except ConditionFailedError:
+                self._store.delete_run(org, candidate.run_id)
                 continue  # another start on this conversation got there first: look again
+            except Exception:
+                self._store.delete_run(org, candidate.run_id)
+                raise
+            try:
+                self._enqueue(candidate)
+            except QueueUnavailableError:
+                self._point_back(org, conversation_id, candidate, seen)
+                raise
+            if holder is not None and strategy == "interrupt" and not holder.cancel_requested:
+                self._interrupt(caller, holder)
+            return candidate
         raise ConversationBusyError(f"conversation {conversation_id!r} is being started on by other requests; try again")
+
+    def _queued_behind(self, run: RunRecord, holder: RunRecord) -> RunRecord:
+        return run.model_copy(update={
+            "after_run_id": holder.run_id,
+            # The conversation orders its turns by their runs' creation, to the millisecond: a run
+            # queued behind another comes after it even when started in the same one.
+            "created_at": max(run.created_at, holder.created_at + 0.001),
+            # It may wait as long as the one ahead may take, and then run itself.
+            "expires_at": max(run.expires_at, holder.expires_at + int(self._policy.queued_run_horizon_seconds)),
+        })
+
+    def _point_back(self, org_id: str, conversation_id: str, failed: RunRecord, previous: RunRecord | None) -> None:
+        """A start that failed after taking the conversation gives it back to the run it found."""
+        if previous is None or self._conversations is None:
+            return  # a pointer to a run that is not stored reads as free, as it was
+        try:
+            self._conversations.replace_active_run(org_id, conversation_id, previous.run_id, expected=failed.run_id,
+                                                   expires_at=previous.expires_at + int(self._policy.queued_run_horizon_seconds))
+        except Exception:
+            log.warning("could not point the conversation back at %s", previous.run_id, exc_info=True,
+                        extra={"run_id": failed.run_id})
 
     def _interrupt(self, caller: Caller, run: RunRecord) -> None:
         """Cancel `run` and the runs it waits behind (an `enqueue` chain), keeping what they wrote."""

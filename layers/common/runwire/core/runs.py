@@ -16,6 +16,8 @@ workers, a worker and a cancel, or two answers can never both win.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .models import RunRecord, RunStatus
 
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
@@ -43,3 +45,23 @@ def holds_conversation(run: RunRecord) -> bool:
     """A queued or running run holds its conversation: a run started on it meanwhile follows its
     `multitaskStrategy`. A run waiting for its client does not (its answer may come much later)."""
     return run.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+MAX_QUEUE_CHAIN = 100
+"""How far the chain of runs queued behind one another is followed (it is as long as the runs a
+conversation queued and then cancelled before they started, while one ran)."""
+
+
+def run_holding_conversation(run: RunRecord | None, get_run: Callable[[str], RunRecord | None]) -> RunRecord | None:
+    """The run that holds the conversation whose latest run is `run`: `run` itself while it is
+    queued or running; else, if it was cancelled before it started, the run it was queued behind
+    (and so on); else none. (A run that started did so after what it waited for had ended.)"""
+    seen: set[str] = set()
+    while run is not None and run.run_id not in seen and len(seen) < MAX_QUEUE_CHAIN:
+        if holds_conversation(run):
+            return run
+        if run.started_at is not None or run.after_run_id is None:
+            return None
+        seen.add(run.run_id)
+        run = get_run(run.after_run_id)
+    return None

@@ -43,7 +43,7 @@ from .models import (
 )
 from .ports import Clock, ConversationStore, Delivery, ModelProvider, RunQueue, RunStore, ToolSpec
 from .run_writer import AgentDone, Finished, RunWriter, Superseded, Suspend, timed_out
-from .runs import holds_conversation
+from .runs import run_holding_conversation
 from .stepper import ModelRetryPolicy, RunTools, Stepper, model_request
 from .tools import ToolRegistry
 from .transcript import TokenUsage, TranscriptBuilder, rebuild
@@ -153,20 +153,10 @@ class RunWorker:
         """The run of its conversation this queued run still waits behind, if any: the one it was
         queued behind, or, when that one was cancelled before it started, the one that one waited for."""
         run = self._store.get_run(message.org_id, message.run_id)
-        if run is None or run.status is not RunStatus.QUEUED:
+        if run is None or run.status is not RunStatus.QUEUED or run.after_run_id is None:
             return None  # gone, cancelled, or already claimed: the claim decides
-        ahead_id, seen = run.after_run_id, {run.run_id}
-        while ahead_id is not None and ahead_id not in seen:
-            seen.add(ahead_id)
-            ahead = self._store.get_run(message.org_id, ahead_id)
-            if ahead is None:
-                return None
-            if holds_conversation(ahead):
-                return ahead
-            if ahead.started_at is not None:
-                return None  # it started, so what it waited for had ended
-            ahead_id = ahead.after_run_id
-        return None
+        ahead = self._store.get_run(message.org_id, run.after_run_id)
+        return run_holding_conversation(ahead, lambda run_id: self._store.get_run(message.org_id, run_id))
 
     def _claim_lost(self, message: RunMessage, lease: Lease, delivery: Delivery | None) -> Outcome:
         run = self._store.get_run(message.org_id, message.run_id)

@@ -13,7 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..core.models import Chunk, ErrorChunk, RunError, RunRecord, StoredChunk, Usage, UsageChunk
+from ..core.models import Chunk, ErrorChunk, MultitaskStrategy, RunError, RunRecord, StoredChunk, Usage, UsageChunk
+
+SURFACE_MULTITASK_STRATEGY: MultitaskStrategy = "enqueue"
+"""The client surfaces' clients (the AI SDK, chat events, content/is_final) cannot choose a
+`multitaskStrategy`: a message sent while its conversation's run is still queued or running waits
+its turn, as a chat app's next message would, rather than being refused."""
 
 
 @dataclass(frozen=True)

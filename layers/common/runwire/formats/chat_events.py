@@ -57,7 +57,7 @@ from ..core.models import (
     ToolUseChunk,
 )
 from ..errors import InvalidRequestError
-from .base import RunTally, StreamContext
+from .base import SURFACE_MULTITASK_STRATEGY, RunTally, StreamContext
 from .sse import PING, ServerSentEvent
 
 # --- the request: POST /chat/stream (with agent_id) ----------------------------------------------
@@ -85,6 +85,7 @@ def to_run_request(body: AgentChatRequest, catalog: AgentCatalog) -> RunRequest:
     try:
         return RunRequest(
             task=body.message, agent_role=agent.role, conversation_id=body.session_id,
+            multitask_strategy=SURFACE_MULTITASK_STRATEGY if body.session_id else None,
             client_mcp_tools=body.client_mcp_tools, approval_required=body.approval_required,
         )
     except ValidationError as exc:

@@ -54,7 +54,7 @@ from ..core.models import (
     ToolName,
 )
 from ..errors import InvalidRequestError
-from .base import RunTally, StreamContext
+from .base import SURFACE_MULTITASK_STRATEGY, RunTally, StreamContext
 from .sse import PING, ServerSentEvent
 
 
@@ -89,6 +89,7 @@ def to_run_request(body: ContentChatRequest, *, new_conversation_id: Callable[[]
             task=body.message,
             agent_role="chat",
             conversation_id=body.conversation_id or new_conversation_id(),
+            multitask_strategy=SURFACE_MULTITASK_STRATEGY,
             client_mcp_tools=body.client_mcp_tools,
             approval_required=body.approval_required,
         )

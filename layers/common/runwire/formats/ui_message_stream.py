@@ -147,7 +147,7 @@ from ..core.models import (
     UsageChunk,
 )
 from ..errors import InvalidRequestError, NotWaitingError
-from .base import RunTally, StreamContext
+from .base import SURFACE_MULTITASK_STRATEGY, RunTally, StreamContext
 from .sse import PING, ServerSentEvent
 
 # --- the request: POST /api/agent/chat/stream ----------------------------------------------------
@@ -318,6 +318,7 @@ def to_run_request(body: UIChatStreamRequest, *, new_conversation_id: Callable[[
             agent_role="chat",
             conversation_history=history[-HISTORY_LIMIT:],
             conversation_id=body.conversation or new_conversation_id(),
+            multitask_strategy=SURFACE_MULTITASK_STRATEGY,
             context={"currentPage": body.current_page} if body.current_page is not None else None,
             client_mcp_tools=body.client_mcp_tools,
             approval_required=body.approval_required,

@@ -94,6 +94,14 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
 }
 
 
+RUN_STARTS = frozenset({("POST", "/v1/runs"), ("POST", "/ai/agent/stream"), ("POST", "/v1/runs/wait"),
+                        ("POST", "/v1/runs/stream")})
+"""The routes that start a run from a run request, whose `multitaskStrategy` may refuse it. (The client
+surfaces queue a message behind the conversation's active run instead: formats.base.SURFACE_MULTITASK_STRATEGY.)"""
+CONVERSATION_BUSY = ("`conversation_busy` (with `activeRunId`): the run names a conversation whose run is still queued or "
+                     "running, and `multitaskStrategy` is `reject` (the default)")
+
+
 # --- the events of each stream format, as OpenAPI 3.2 models one (its fields as an object) ------
 class StreamEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -239,6 +247,8 @@ def describe_operation(operation: dict[str, Any], path: str, method: str, schema
         responses.setdefault("413", {})  # a run's request or answers too large to store
     if "{" in path:
         responses.setdefault("404", {})
+    if (method, path) in RUN_STARTS:
+        responses.setdefault("409", {"description": CONVERSATION_BUSY})
     stream = STREAMS.get((method, path))
     if stream is not None:
         describe_stream(operation, stream, schemas)
