@@ -333,3 +333,26 @@ def test_seed001_a_new_message_sent_with_an_answer_to_a_waiting_run_is_refused(s
     assert response.status_code == 400 and "without a new user message" in response.json()["error"]["message"]
     still = client.get(f"{stack.base_url}/api/agent/chat/{conversation}/stream", headers=stack.headers())
     assert '"tool-approval-request"' in still.text, "the run still waits, its answer not half taken"
+
+
+def test_an_approval_answered_after_a_newer_message_continues_the_run_that_asked(stack, client):
+    # A run waiting for approval does not hold its conversation: the user writes something else
+    # first, and only then approves. The answered message's metadata names the waiting run.
+    conversation = str(uuid.uuid4())
+    question = user("What is 17 * 23?")
+    response, chunks = post_chat(stack, client, {"messages": [question], "conversationId": conversation,
+                                                 "approvalRequired": ["calculator"]})
+    assert response.status_code == 200, response.text
+    call = next(c for c in chunks if c["type"] == "tool-input-available")
+    approval = next(c for c in chunks if c["type"] == "tool-approval-request")
+    response, newer = post_chat(stack, client, {"messages": [user("Hello")], "conversationId": conversation})
+    assert response.status_code == 200 and newer[-1]["finishReason"] == "stop"
+    assistant = {"id": chunks[0]["messageId"], "role": "assistant", "metadata": chunks[0]["messageMetadata"], "parts": [
+        {"type": "step-start"},
+        {"type": "tool-calculator", "toolCallId": call["toolCallId"], "state": "approval-responded",
+         "input": call["input"], "approval": {"id": approval["approvalId"], "approved": True}},
+    ]}
+    response, continued = post_chat(stack, client, {"messages": [question, assistant], "conversationId": conversation})
+    assert response.status_code == 200, response.text
+    assert continued[0]["messageId"] == chunks[0]["messageId"]
+    assert any(c["type"] == "tool-output-available" and c["output"]["result"] == 391 for c in continued)

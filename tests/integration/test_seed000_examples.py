@@ -39,3 +39,23 @@ def test_seed000_curl_example_streams_data_events_then_end(stack, tmp_path):
     assert blocks[-1].splitlines()[1:] == ["event: end", 'data: {"status":"succeeded"}']
     ids = [int(b.splitlines()[0][4:]) for b in blocks]
     assert ids == list(range(1, len(blocks) + 1))
+
+
+def test_seed000_server_loaded_history_turn_two_right_after_turn_one_knows_alex(stack):
+    """Seed 000's "Server-loaded history": turn 2 is posted as soon as turn 1's POST answers, with the
+    same conversationId and no strategy; it waits its turn and knows what turn 1 told it."""
+    import json
+    import uuid
+
+    import httpx
+
+    conversation = f"conv-alex-{uuid.uuid4().hex[:8]}"
+    headers = {"orgid": "my-org", "Authorization": f"Bearer {stack.token()}", "Content-Type": "application/json"}
+    with httpx.Client(base_url=stack.base_url, timeout=60) as client:
+        turns = [client.post("/ai/agent/stream", headers=headers, json={"task": task, "conversationId": conversation})
+                 for task in ("My name is Alex.", "What is my name?")]
+        assert [t.status_code for t in turns] == [202, 202]
+        with client.stream("GET", f"/ai/stream/{turns[1].json()['streamId']}", headers=headers) as stream:
+            data = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ")]
+    answer = "".join(chunk.get("text", "") for chunk in data if chunk.get("type") == "text")
+    assert "Alex" in answer

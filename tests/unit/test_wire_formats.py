@@ -1012,7 +1012,7 @@ def test_seed001_task_over_the_run_limit_is_a_client_error():
         {"messages": [ui_message("user", {"text": "no type"})]},
         {"messages": [ui_message("robot", text("hi"))]},
         {"messages": [{"role": "user", "parts": [text("no id")]}]},
-        {"messages": [ui_message("user", text("hi"))], "conversationId": "conv-123"},
+        {"messages": [ui_message("user", text("hi"))], "conversationId": "conv#123"},
         {"messages": [ui_message("user", text("hi"))], "conversationId": 42},
         {"messages": [ui_message("user", text("hi"))], "currentPage": 5},
         {"messages": [ui_message("user", text("hi"))], "approvalResponse": {"toolCallId": "t1", "approved": "yes"}},
@@ -1256,3 +1256,19 @@ def test_seed003_run_response_has_the_seed_shape():
 def test_default_conversation_factory_matches_seed001_pattern():
     body = {"messages": [ui_message("user", text("hi"))], "conversationId": new_conversation_id()}
     assert UIChatStreamRequest.model_validate(body).conversation_id == body["conversationId"]
+
+
+def test_the_chat_id_we_echo_is_accepted_back_as_conversation_id():
+    """`x-conversation-id` echoes the AI SDK's chat id (not a uuid) when the body named no
+    conversationId: a client that sends it back as `conversationId` continues that conversation."""
+    echoed = UIChatStreamRequest.model_validate({"messages": [ui_message("user", text("hi"))], "id": "aB3dE5gH7jK9mN1p"})
+    assert echoed.conversation == "aB3dE5gH7jK9mN1p"
+    sent_back = UIChatStreamRequest.model_validate(
+        {"messages": [ui_message("user", text("hi"))], "conversationId": echoed.conversation})
+    assert sent_back.conversation == "aB3dE5gH7jK9mN1p"
+
+
+def test_a_chat_id_that_is_not_an_identifier_starts_a_new_conversation():
+    for bad in ("abc\n", "has space", "#hash", "x" * 129):
+        body = UIChatStreamRequest.model_validate({"messages": [ui_message("user", text("hi"))], "id": bad})
+        assert body.conversation is None, bad

@@ -101,7 +101,7 @@ class ListingService:
         """Delete a conversation's messages, its listing entry and its active-run pointer (its runs
         stay until they expire). ConversationBusyError while its run is queued, running or waiting:
         that run would write its turn after the delete."""
-        if not _IDENTIFIER.match(conversation_id):
+        if not _IDENTIFIER.fullmatch(conversation_id):
             raise ConversationNotFoundError(f"conversation {conversation_id[:80]!r} does not exist")
         pointer, active = self._active_run(caller, conversation_id)
         if active is not None:

@@ -200,6 +200,7 @@ class RunService:
         assert self._conversations is not None
         conversations, org = self._conversations, caller.org_id
         strategy = run.request.multitask_strategy or "reject"
+        prepared = False
         for _ in range(CONVERSATION_RACE_ATTEMPTS):
             seen_id = conversations.active_run(org, conversation_id)
             seen = self._store.get_run(org, seen_id) if seen_id else None
@@ -211,7 +212,9 @@ class RunService:
                     details={"activeRunId": holder.run_id},
                 )
             candidate = run if holder is None else self._queued_behind(run, holder)
-            self._prepare(caller, candidate)
+            if not prepared:  # once, and only after the checks: a refused start leaves nothing behind
+                self._prepare(caller, candidate)
+                prepared = True
             self._store.create_run(candidate)
             try:
                 # The pointer outlives a claim's extension of its run: it must not lapse mid-run.
@@ -268,7 +271,7 @@ class RunService:
             current = self._store.get_run(caller.org_id, current.after_run_id) if current.after_run_id else None
 
     def get(self, caller: Caller, run_id: str) -> RunRecord:
-        if not _IDENTIFIER.match(run_id):
+        if not _IDENTIFIER.fullmatch(run_id):
             raise RunNotFoundError(f"run {run_id[:80]!r} does not exist")  # no such id can: never ask the store
         run = self._store.get_run(caller.org_id, run_id)
         if run is None:
@@ -350,7 +353,7 @@ class RunService:
 
     def active_run(self, caller: Caller, conversation_id: str) -> RunRecord | None:
         """The conversation's latest run, if it is still readable."""
-        if self._conversations is None or not _IDENTIFIER.match(conversation_id):
+        if self._conversations is None or not _IDENTIFIER.fullmatch(conversation_id):
             return None
         run_id = self._conversations.active_run(caller.org_id, conversation_id)
         return self._store.get_run(caller.org_id, run_id) if run_id else None

@@ -151,12 +151,6 @@ from .base import SURFACE_MULTITASK_STRATEGY, RunTally, StreamContext
 from .sse import PING, ServerSentEvent
 
 # --- the request: POST /api/agent/chat/stream ----------------------------------------------------
-UUID_PATTERN = (
-    r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
-    r"|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$"
-)
-"""Seed 001's `conversationId` pattern, verbatim."""
-
 HISTORY_LIMIT = 200
 """`RunRequest.conversation_history` holds at most 200 messages; older turns are dropped."""
 
@@ -258,7 +252,8 @@ class UIChatStreamRequest(_CamelModel):
     """The AI SDK's chat id (`useChat({id})`, sent on every request): the conversation, unless
     `conversationId` names one, and if it is a valid identifier (letters, digits, `._:-`, at most
     128); otherwise the turn starts a new conversation."""
-    conversation_id: Annotated[str, Field(pattern=UUID_PATTERN)] | None = None
+    conversation_id: Annotated[str, Field(pattern=IDENTIFIER_PATTERN)] | None = None
+    """Seed 001's uuid, or any conversation id we echoed in `x-conversation-id` (the chat's `id`)."""
     current_page: Annotated[str, Field(max_length=2048)] | None = None
     approval_response: ApprovalResponse | None = None
     """Seed 001's answer to an approval, by tool call id."""
@@ -283,7 +278,7 @@ class UIChatStreamRequest(_CamelModel):
         """The conversation this request names: `conversationId`, else the chat's `id`."""
         if self.conversation_id is not None:
             return self.conversation_id
-        if self.id is not None and re.match(IDENTIFIER_PATTERN, self.id):
+        if self.id is not None and re.fullmatch(IDENTIFIER_PATTERN, self.id):
             return self.id
         return None
 

@@ -44,7 +44,7 @@ def authenticate(request: Request, verifier: JWTVerifier) -> Caller:
         if claims.default_org is None:
             raise OrgRequiredError("name the org with an 'orgid' header or query parameter")
         requested = claims.default_org
-    if requested not in claims.orgs or not _ORG.match(requested):
+    if requested not in claims.orgs or not _ORG.fullmatch(requested):
         raise OrgForbiddenError(f"the token does not grant access to org {requested!r}")
     return Caller(user_id=claims.subject, org_id=requested)
 

@@ -205,12 +205,16 @@ async def answer_follow_up(
         return None
     conversation_id, run_id = follow_ups.conversation(body), follow_ups.run_id(body)
     run = None
-    if conversation_id is not None:
+    if run_id is not None:
+        # The answered message's metadata names the run it came from: the run these answers are
+        # for, even when the conversation has moved on to a newer run since (a waiting run does
+        # not hold its conversation), or the chat's `id` is not the conversation it ran in.
+        try:
+            run = await streams.run(caller, run_id)
+        except RunNotFoundError:
+            run = None  # expired, or not this org's: the conversation's latest run, then
+    if run is None and conversation_id is not None:
         run = await streams.active_run(caller, conversation_id)
-    if run is None and run_id is not None:
-        # A conversation with no run: e.g. an AI SDK chat whose `id` is not the conversation its
-        # run was started in. The answered message's metadata still names the run.
-        run = await streams.run(caller, run_id)
     answers = follow_ups.answers(body, run)
     if answers is None or run is None:
         return None

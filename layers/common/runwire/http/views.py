@@ -6,7 +6,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Literal, overload
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from ..core.models import (
@@ -26,6 +26,7 @@ from ..core.models import (
     WireModel,
 )
 from ..core.run_service import RunSnapshot
+from ..formats.base import SURFACE_MULTITASK_STRATEGY
 from ..formats.runwire_events import end_data
 
 
@@ -46,7 +47,16 @@ SYNC_WAIT_LIMIT_SECONDS = 25.0
 class TwoStepRunRequest(RunRequest):
     """`POST /ai/agent/stream`: a run request, as `POST /v1/runs` takes it, except that fields it does
     not know are ignored (the two-step stream's clients send their own), where the `/v1/` routes
-    refuse them. `settings` refuses unknown keys on both: they would be meant for the model."""
+    refuse them. `settings` refuses unknown keys on both: they would be meant for the model. And a
+    run on a conversation whose run is still active waits its turn unless it names a strategy: the
+    two-step stream's clients send each turn as it comes (a remembered conversation may post its
+    second turn right after the first), like the other surfaces' clients."""
+
+    @model_validator(mode="after")
+    def _queues_behind_the_conversation(self) -> TwoStepRunRequest:
+        if self.conversation_id is not None and self.multitask_strategy is None:
+            self.multitask_strategy = SURFACE_MULTITASK_STRATEGY
+        return self
 
 
 class WaitRunRequest(RunRequest):
