@@ -7,7 +7,7 @@
 // event applied, and reconnects with `Last-Event-ID: <that seq>`: the server sends exactly the
 // events after it, and an event at or below it is never applied twice.
 //
-// Model and tool text are rendered with textContent only (never innerHTML).
+// Model and tool text are rendered with textContent only, never parsed as markup.
 
 const STORAGE_KEY = 'runwire.playground.v1';
 const MAX_RECONNECTS = 5;
