@@ -228,7 +228,7 @@ async function follow(turn) {
       }
       failures += 1;
       if (failures > MAX_RECONNECTS) {
-        turn.failure = `the stream dropped ${MAX_RECONNECTS} times in a row; reload the page to try again`;
+        turn.failure = `the stream could not be resumed in ${MAX_RECONNECTS} reconnects; reload the page to try again`;
         break;
       }
       turn.connection = `reconnecting after seq ${turn.lastSeq}…`;
