@@ -38,7 +38,7 @@ function loadState() {
   return freshState();
 }
 
-const state = loadState();
+let state; // loaded by start(): the module can be imported without a page (its SSE decoder's tests)
 
 function save() {
   sessionStorage.setItem(STORAGE_KEY, JSON.stringify(state));
@@ -86,7 +86,9 @@ async function callApi(method, path, body) {
 const runPath = (runId) => `/v1/runs/${encodeURIComponent(runId)}`;
 
 // --- Server-Sent Events, as the HTML spec's "event stream interpretation" reads them -----------------
-async function* sseEvents(body) {
+// Yields {type, data, id} per dispatched event. `id` is the event's own id field, or null when it
+// has none (the spec's "last event ID" buffer is kept by the caller: turn.lastSeq).
+export async function* sseEvents(body) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
   let event = { type: '', data: [], id: null };
@@ -394,6 +396,7 @@ function bindSetting(id, key) {
 }
 
 function start() {
+  state = loadState();
   bindSetting('token', 'token');
   bindSetting('org', 'org');
   bindSetting('agent-role', 'agentRole');
@@ -427,4 +430,4 @@ function start() {
   if (unfinished) follow(unfinished); // a reload in the middle of a run: carry on after its last seq
 }
 
-start();
+if (typeof document !== 'undefined') start();
