@@ -197,6 +197,7 @@ def main() -> None:
     print(
         f"""
 runwire is running on {base}   (model provider: {env['MODEL_PROVIDER']}; API docs: {base}/docs)
+Try it in a browser: {base}/playground   (paste the token below)
 
 A dev token for org "my-org" (valid 12 h; `make token ORG=other` makes more):
 

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import Match
 
+from runwire.http.playground import is_playground_route
 from runwire.wiring import build_api_app, build_stream_app
 
 
@@ -21,7 +22,8 @@ class Gateway:
     def __init__(self, api: FastAPI, stream: FastAPI) -> None:
         self.api = api
         self.stream = stream
-        self._stream_routes = [r for r in stream.routes if isinstance(r, APIRoute) and r.include_in_schema]
+        self._stream_routes = [r for r in stream.routes
+                               if isinstance(r, APIRoute) and (r.include_in_schema or is_playground_route(r))]
 
     def _is_stream(self, scope: dict[str, Any]) -> bool:
         return scope["type"] == "http" and any(route.matches(scope)[0] is Match.FULL for route in self._stream_routes)

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from devstack.gateway import Gateway
 from devstack.resources import load_template
 from runwire.core.tailing import PollPolicy
+from runwire.http.playground import is_playground_route
 from runwire.http.public_origin import PUBLIC_ORIGIN_HEADER
 from runwire.wiring import build_api_app, build_stream_app, load_settings
 
@@ -65,9 +66,11 @@ def _sample_path(template_path: str) -> str:
 
 
 def _stream_routes(stream: FastAPI) -> list[tuple[str, str]]:
-    """(method, path) of every public stream route (the app's own /docs and /healthz are not public)."""
+    """(method, path) of every public stream route, the playground's pages included (the app's own
+    /healthz is not public)."""
     return [(method, route.path) for route in stream.routes
-            if isinstance(route, APIRoute) and route.include_in_schema for method in sorted(route.methods)]
+            if isinstance(route, APIRoute) and (route.include_in_schema or is_playground_route(route))
+            for method in sorted(route.methods)]
 
 
 def _api_routes(api: FastAPI) -> list[tuple[str, str]]:
@@ -88,6 +91,7 @@ def test_every_stream_route_goes_to_the_stream_function(distribution: dict, apps
     _, stream = apps
     routes = _stream_routes(stream)
     assert ("POST", "/v1/runs/stream") in routes and ("GET", "/v1/runs/{run_id}/stream") in routes
+    assert ("GET", "/playground") in routes and ("GET", "/playground/playground.js") in routes
     for method, path in routes:
         behaviour = _behaviour_for(distribution, _sample_path(path))
         assert behaviour["TargetOriginId"] == "Streams", (method, path)

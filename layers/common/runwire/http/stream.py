@@ -30,6 +30,7 @@ from ..formats.ui_message_stream import UI_MESSAGE_STREAM
 from .auth import CallerDep
 from .errors import install_error_handlers
 from .openapi import operation_id
+from .playground import add_playground_routes
 from .surfaces import OnDisconnect, add_surface_routes
 from .unknown_fields import refuse_unknown_fields_on_v1
 
@@ -283,6 +284,8 @@ def create_stream_app(deps: StreamDependencies) -> FastAPI:
         """The same, at the AI SDK's default resume URL (`DefaultChatTransport`: `{api}/{chatId}/stream`):
         the chat's `id` is its conversation when the request named no `conversationId`."""
         return await streamer.active_message(caller, chat_id, UI_MESSAGE_STREAM)
+
+    add_playground_routes(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict[str, str]:
