@@ -309,6 +309,8 @@ def test_a_component_a_surface_shares_with_v1_is_closed_only_for_v1(api, documen
 
     assert not [name for name, schema in v1.items() if open_objects(schema)]
     assert {"ClientToolClosed", "FileReferenceClosed", "HistoryMessageClosed"} <= set(v1)
+    titles = [schema.get("title", name) for name, schema in document["components"]["schemas"].items()]
+    assert len(titles) == len(set(titles)), titles  # a client generator names its models by title
     for shared in ("ClientTool", "FileReference", "HistoryMessage", "ImageInput"):
         assert shared in two_step and shared not in v1, shared
         assert open_objects(two_step[shared]), shared

@@ -396,7 +396,10 @@ def close(schema: Any, schemas: dict[str, Any], shared: set[str], closed_names: 
             if closed_name != name and closed_name in schemas:
                 raise ValueError(f"{closed_name!r} is already a schema: cannot close {name!r} under that name")
             closed_names[name] = closed_name  # before closing it: a component may refer to itself
-            schemas[closed_name] = close(copy.deepcopy(schemas[name]), schemas, shared, closed_names)
+            closed = close(copy.deepcopy(schemas[name]), schemas, shared, closed_names)
+            if closed_name != name and "title" in closed:
+                closed["title"] = closed_name  # client generators name a model by its title
+            schemas[closed_name] = closed
         return {**schema, "$ref": REF.format(model=closed_names[name])}
     closed = {key: close(value, schemas, shared, closed_names) for key, value in schema.items()}
     if closed.get("type") == "object" and "properties" in closed and "additionalProperties" not in closed:
