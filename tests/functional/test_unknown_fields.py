@@ -4,9 +4,10 @@ in process over the in-memory fakes."""
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Body, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
@@ -119,3 +120,63 @@ def test_v1_routes_added_later_refuse_unknown_fields_and_others_do_not():
     assert client.post("/v1/things", json={"name": "a"}).json() == {"name": "a"}
     assert refused(client.post("/v1/later", json={"name": "a", "colour": "red"})).startswith("colour: unknown field")
     assert client.post("/legacy/things", json={"name": "a", "colour": "red"}).json() == {"name": "a"}
+
+
+def test_a_python_field_name_is_an_unknown_field_on_v1_at_any_depth(api):
+    """The document declares the /v1 bodies closed with their camelCase names; `agent_role` is not
+    one of them, though the model would take it (`populate_by_name`)."""
+    before = api.get("/v1/conversations/conv-snake/messages", headers=bearer()).json()
+
+    alone = refused(api.post("/v1/runs", json={"task": "Hi", "agent_role": "chat", "conversationId": "conv-snake"},
+                             headers=bearer()))
+    nested = refused(api.post("/v1/runs", json={"task": "Hi", "settings": {"max_tokens": 10}}, headers=bearer()))
+    both = refused(api.post("/v1/runs", json={"task": "Hi", "agentRole": "chat", "agent_role": "chat"}, headers=bearer()))
+
+    assert alone.startswith("agent_role: unknown field"), alone
+    assert nested.startswith("settings.max_tokens: unknown field"), nested
+    assert both.startswith("agent_role: unknown field"), both
+    assert api.get("/v1/conversations/conv-snake/messages", headers=bearer()).json() == before
+    assert api.post("/v1/runs", json={"task": "Hi", "agentRole": "chat", "settings": {"maxTokens": 10}},
+                    headers=bearer()).status_code == 202
+
+
+def test_the_surfaces_still_take_what_they_took(api):
+    response = api.post("/ai/agent/stream", json={"task": "Hi", "agent_role": "chat"}, headers=bearer())
+
+    assert response.status_code == 202, response.text
+
+
+def test_a_body_written_annotated_or_optional_refuses_unknown_fields_too():
+    app = FastAPI()
+    refuse_unknown_fields_on_v1(app)
+    install_error_handlers(app)
+
+    @app.post("/v1/annotated")
+    def annotated(body: Annotated[Thing, Body()]) -> dict[str, str]:
+        return {"name": body.name}
+
+    @app.post("/v1/embedded")
+    def embedded(thing: Annotated[Thing, Body(embed=True)]) -> dict[str, str]:
+        return {"name": thing.name}
+
+    @app.post("/v1/optional")
+    def optional(body: Thing | None = None) -> dict[str, str | None]:
+        return {"name": body.name if body else None}
+
+    client = TestClient(app)
+
+    assert refused(client.post("/v1/annotated", json={"name": "a", "colour": "red"})).startswith("colour: unknown field")
+    assert client.post("/v1/annotated", json={"name": "a"}).json() == {"name": "a"}
+    assert "thing.colour: unknown field" in refused(client.post("/v1/embedded", json={"thing": {"name": "a", "colour": "red"}}))
+    assert refused(client.post("/v1/optional", json={"name": "a", "colour": "red"})).startswith("colour: unknown field")
+    assert client.post("/v1/optional").json() == {"name": None}
+
+
+def test_a_v1_body_type_that_cannot_be_made_strict_fails_when_the_route_is_built():
+    app = FastAPI()
+    refuse_unknown_fields_on_v1(app)
+
+    with pytest.raises(TypeError, match="cannot refuse unknown fields"):
+        @app.post("/v1/many")
+        def many(body: list[Thing]) -> int:
+            return len(body)

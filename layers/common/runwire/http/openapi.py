@@ -16,7 +16,9 @@ too:
   so the media type's `schema` is one event as 3.2 models it: an object of the event's fields
   (`event`, `id`, `data`), `data` already parsed from its JSON;
 - request bodies of the `/v1/` routes closed (`additionalProperties: false`, nested ones too), as
-  `http/unknown_fields.py` enforces.
+  `http/unknown_fields.py` enforces; a nested component a client surface's body shares (which
+  ignores unknown fields) is closed as a copy named `…Closed`, so each route's schema says what
+  the route does.
 
 `/docs` is Swagger UI from files shipped in the package (`static/swagger-ui`, swagger-ui-dist
 5.35.0, Apache-2.0): the page works on a machine without a CDN.
@@ -25,8 +27,9 @@ too:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 
@@ -70,7 +73,8 @@ TAGS: list[dict[str, Any]] = [
 DESCRIPTION = """Start agent runs and follow them, all under one base URL.
 
 **Authentication**: a JWT as `Authorization: Bearer <token>`; on GET requests (a browser's
-`EventSource` cannot send headers) the `access_token` cookie also works. The org is the `orgid`
+`EventSource` cannot send headers) the `access_token` cookie also works, except on
+`GET /v1/webhooks/secret`, which takes the bearer token only. The org is the `orgid`
 header (or query parameter), which the token must grant; without it, the token's own org.
 
 **Errors** are JSON, whatever the status: `{"error": {"code": "…", "message": "…"}}`.
@@ -86,7 +90,7 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "400": "Invalid request (`invalid_request`, naming the field; `org_required`; `unknown_agent`…)",
     "401": "Missing, invalid or expired token (`unauthenticated`)",
     "403": "The token does not grant the requested org (`org_forbidden`)",
-    "404": "Not found in this org, or expired",
+    "404": "No such run in this org, or it has expired (`run_not_found`)",
     "409": "The run is not in a state that allows this (`run_conflict`)",
     "413": "The request is too large (`request_too_large`)",
     "502": "The run failed (the run's error code)",
@@ -94,12 +98,34 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
 }
 
 
-RUN_STARTS = frozenset({("POST", "/v1/runs"), ("POST", "/ai/agent/stream"), ("POST", "/v1/runs/wait"),
-                        ("POST", "/v1/runs/stream")})
-"""The routes that start a run from a run request, whose `multitaskStrategy` may refuse it. (The client
-surfaces queue a message behind the conversation's active run instead: formats.base.SURFACE_MULTITASK_STRATEGY.)"""
+RUN_PATH_PARAMETERS = ("{run_id}", "{stream_id}")
+"""A path that names a run answers 404 when the org has no such run (or it has expired). Other routes
+with a path parameter declare their own 404 if they can answer one: reading a conversation that has
+nothing, or resuming a chat with nothing active, is not an error (200 empty, 204)."""
+
 CONVERSATION_BUSY = ("`conversation_busy` (with `activeRunId`): the run names a conversation whose run is still queued or "
                      "running, and `multitaskStrategy` is `reject` (the default)")
+LOST_START_RACE = ("other requests started runs on the same conversation at the same moment and this one lost the "
+                   "race to start, a few times over: send it again")
+RUN_STARTS = {
+    ("POST", "/v1/runs"): CONVERSATION_BUSY,
+    ("POST", "/v1/runs/wait"): CONVERSATION_BUSY,
+    ("POST", "/v1/runs/stream"): CONVERSATION_BUSY,
+}
+"""The `/v1/` routes that start a run from a run request, whose `multitaskStrategy` (`reject` by default)
+refuses a run on a busy conversation: their 409."""
+SURFACE_BUSY = ("`conversation_busy`, only when " + LOST_START_RACE + ". A message sent while the conversation's run "
+                "is queued or running is queued behind it, not refused")
+SURFACE_STARTS = {
+    ("POST", "/ai/agent/stream"): ("`conversation_busy` (with `activeRunId`): the request sends `multitaskStrategy: "
+                                   "\"reject\"` and its conversation's run is still queued or running (without it, the "
+                                   "run is queued behind that one); or " + LOST_START_RACE),
+    ("POST", "/chat/run"): SURFACE_BUSY,
+    ("POST", "/chat/stream"): SURFACE_BUSY,
+    ("POST", "/api/agent/chat/stream"): SURFACE_BUSY,
+}
+"""The client surfaces' routes that start runs. They queue a message behind the conversation's active run
+(formats.base.SURFACE_MULTITASK_STRATEGY), so their 409 `conversation_busy` is a lost start race."""
 
 
 # --- the events of each stream format, as OpenAPI 3.2 models one (its fields as an object) ------
@@ -189,21 +215,31 @@ class StreamDescription:
     description: str
     resumable: bool = False
     """A GET that resumes after `Last-Event-ID` (or `?after=`), 204 when nothing is left to send."""
+    no_content: str | None = None
+    """When the route answers 204 instead of a stream (a resumable one: `FINISHED`)."""
+
+
+FINISHED = "The run has finished and nothing is left after the resume point"
+NOTHING_ACTIVE = "Nothing to resume: the conversation's latest run has finished, or it has none"
 
 
 STREAMS: dict[tuple[str, str], StreamDescription] = {
     ("GET", "/v1/runs/{run_id}/stream"): StreamDescription(
-        RunwireStreamEvent, "The run's events, ending with `event: end`." + FORMATS_NOTE, resumable=True),
+        RunwireStreamEvent, "The run's events, ending with `event: end`." + FORMATS_NOTE, resumable=True,
+        no_content=FINISHED),
     ("POST", "/v1/runs/stream"): StreamDescription(
         RunwireStreamEvent, "The new run's events, ending with `event: end`." + FORMATS_NOTE),
     ("GET", "/ai/stream/{stream_id}"): StreamDescription(
-        RunwireStreamEvent, "The run's events, ending with `event: end`." + FORMATS_NOTE, resumable=True),
+        RunwireStreamEvent, "The run's events, ending with `event: end`." + FORMATS_NOTE, resumable=True,
+        no_content=FINISHED),
     ("POST", "/api/agent/chat/stream"): StreamDescription(
         UIMessageStreamEvent, "An AI SDK UI message stream (header `x-vercel-ai-ui-message-stream: v1`)."),
     ("GET", "/api/agent/chat/{conversation_id}/stream"): StreamDescription(
-        UIMessageStreamEvent, "The conversation's active assistant message, from its `start`; 204 when none is active."),
+        UIMessageStreamEvent, "The conversation's active assistant message, from its `start`; 204 when none is active.",
+        no_content=NOTHING_ACTIVE),
     ("GET", "/api/agent/chat/stream/{chat_id}/stream"): StreamDescription(
-        UIMessageStreamEvent, "The chat's active assistant message, from its `start`; 204 when none is active."),
+        UIMessageStreamEvent, "The chat's active assistant message, from its `start`; 204 when none is active.",
+        no_content=NOTHING_ACTIVE),
     ("POST", "/chat/stream"): StreamDescription(ChatStreamSurfaceEvent, "Chat events, or content/is_final events."),
 }
 
@@ -245,18 +281,26 @@ def describe_operation(operation: dict[str, Any], path: str, method: str, schema
         responses.setdefault("400", {})
     if "requestBody" in operation:
         responses.setdefault("413", {})  # a run's request or answers too large to store
-    if "{" in path:
+    if any(parameter in path for parameter in RUN_PATH_PARAMETERS):
         responses.setdefault("404", {})
-    if (method, path) in RUN_STARTS:
-        responses.setdefault("409", {"description": CONVERSATION_BUSY})
+    busy = RUN_STARTS.get((method, path)) or SURFACE_STARTS.get((method, path))
+    if busy is not None:
+        declared = responses.setdefault("409", {}).get("description")
+        responses["409"]["description"] = f"{declared}; or {busy}" if is_described(declared, "409") else busy
     stream = STREAMS.get((method, path))
     if stream is not None:
         describe_stream(operation, stream, schemas)
     for status, response in responses.items():
         if status[0] in "45":
-            if not response.get("description") or response["description"] == "Additional Response":
+            if not is_described(response.get("description"), status):
                 response["description"] = ERROR_DESCRIPTIONS.get(status, "Error")
             response["content"] = {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}}
+
+
+def is_described(description: str | None, status: str) -> bool:
+    """Whether a route gave this response a description of its own: FastAPI fills in "Additional
+    Response", or the status's reason phrase ("Not Found") for `responses={404: {}}`."""
+    return bool(description) and description not in ("Additional Response", HTTPStatus(int(status)).phrase)
 
 
 def describe_stream(operation: dict[str, Any], stream: StreamDescription, schemas: dict[str, Any]) -> None:
@@ -265,8 +309,9 @@ def describe_stream(operation: dict[str, Any], stream: StreamDescription, schema
         "description": stream.description,
         "content": {"text/event-stream": {"schema": event_schema}},
     }
+    if stream.no_content is not None:
+        operation["responses"]["204"] = {"description": stream.no_content}
     if stream.resumable:
-        operation["responses"]["204"] = {"description": "The run has finished and nothing is left after the resume point"}
         operation.setdefault("parameters", []).append({
             "name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"},
             "description": "Resume after this event id (a seq), as EventSource sends on reconnecting; wins over `after`",
@@ -287,34 +332,94 @@ def add_schemas(schemas: dict[str, Any], type_: Any, name: str | None = None) ->
 
 
 def close_canonical_bodies(document: dict[str, Any]) -> None:
-    """`additionalProperties: false` on every object a `/v1/` route's body holds, at every depth."""
+    """`additionalProperties: false` on every object a `/v1/` route's body holds, at every depth.
+
+    A component that something else uses too (a client surface's body, which ignores unknown
+    fields, or a response) is not closed in place: the `/v1/` bodies get a closed copy,
+    `{name}Closed`, so each route's schema says what that route does."""
     schemas = document["components"]["schemas"]
-    seen: set[str] = set()
-    for path, item in document["paths"].items():
-        if not is_canonical(path):
-            continue
+    bodies = [body for body in json_bodies(document) if is_canonical(body.path)]
+    others: list[Any] = [body.media["schema"] for body in json_bodies(document) if not is_canonical(body.path)]
+    for item in document["paths"].values():
         for operation in item.values():
-            body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
-            if body:
-                body["schema"] = close(copy.deepcopy(body["schema"]), schemas, seen)
+            others.append({key: value for key, value in operation.items() if key != "requestBody"})
+    shared = referenced(others, schemas)
+    closed_names: dict[str, str] = {}
+    for body in bodies:
+        body.media["schema"] = close(copy.deepcopy(body.media["schema"]), schemas, shared, closed_names)
 
 
-def close(schema: Any, schemas: dict[str, Any], seen: set[str]) -> Any:
+@dataclass(frozen=True)
+class JsonBody:
+    path: str
+    media: dict[str, Any]
+
+
+def json_bodies(document: dict[str, Any]) -> Iterator[JsonBody]:
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            media = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if media and "schema" in media:
+                yield JsonBody(path, media)
+
+
+def referenced(schema: Any, schemas: dict[str, Any], found: set[str] | None = None) -> set[str]:
+    """The components `schema` refers to, directly or through other components."""
+    found = set() if found is None else found
     if isinstance(schema, list):
-        return [close(item, schemas, seen) for item in schema]
+        for item in schema:
+            referenced(item, schemas, found)
+    elif isinstance(schema, dict):
+        name = component_name(schema.get("$ref"))
+        if name is not None and name not in found:
+            found.add(name)
+            referenced(schemas[name], schemas, found)
+        for value in schema.values():
+            referenced(value, schemas, found)
+    return found
+
+
+def component_name(ref: Any) -> str | None:
+    prefix = "#/components/schemas/"
+    return ref[len(prefix):] if isinstance(ref, str) and ref.startswith(prefix) else None
+
+
+def close(schema: Any, schemas: dict[str, Any], shared: set[str], closed_names: dict[str, str]) -> Any:
+    if isinstance(schema, list):
+        return [close(item, schemas, shared, closed_names) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
-        name = ref.rsplit("/", 1)[-1]
-        if name not in seen:
-            seen.add(name)
-            schemas[name] = close(schemas[name], schemas, seen)
-        return schema
-    closed = {key: close(value, schemas, seen) for key, value in schema.items()}
+    name = component_name(schema.get("$ref"))
+    if name is not None:
+        if name not in closed_names:
+            closed_name = name if name not in shared or is_closed(name, schemas) else f"{name}Closed"
+            if closed_name != name and closed_name in schemas:
+                raise ValueError(f"{closed_name!r} is already a schema: cannot close {name!r} under that name")
+            closed_names[name] = closed_name  # before closing it: a component may refer to itself
+            closed = close(copy.deepcopy(schemas[name]), schemas, shared, closed_names)
+            if closed_name != name and "title" in closed:
+                closed["title"] = closed_name  # client generators name a model by its title
+            schemas[closed_name] = closed
+        return {**schema, "$ref": REF.format(model=closed_names[name])}
+    closed = {key: close(value, schemas, shared, closed_names) for key, value in schema.items()}
     if closed.get("type") == "object" and "properties" in closed and "additionalProperties" not in closed:
         closed["additionalProperties"] = False
     return closed
+
+
+def is_closed(name: str, schemas: dict[str, Any]) -> bool:
+    """Whether a component is already closed at every depth (its model forbids extras itself)."""
+    return all(not open_objects(schemas[n]) for n in referenced({"$ref": REF.format(model=name)}, schemas))
+
+
+def open_objects(schema: Any) -> bool:
+    if isinstance(schema, list):
+        return any(open_objects(item) for item in schema)
+    if not isinstance(schema, dict):
+        return False
+    if schema.get("type") == "object" and "properties" in schema and "additionalProperties" not in schema:
+        return True
+    return any(open_objects(value) for value in schema.values())
 
 
 # --- serving it -------------------------------------------------------------------------------------

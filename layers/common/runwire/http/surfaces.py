@@ -106,16 +106,28 @@ class SurfaceRoute:
         """The endpoint's name (OpenAPI's operationId): `stream_ai_sdk_chat`, …"""
         return "stream_" + "_or_".join(surface.name.replace("-", "_") for surface in self.surfaces)
 
-    def error_statuses(self) -> list[int]:
-        """The statuses this route's surfaces answer besides the API's usual ones, for OpenAPI."""
-        statuses = {status for surface in self.surfaces for status in surface.statuses.values()}
+    def error_responses(self) -> dict[int | str, dict[str, Any]]:
+        """The statuses this route's surfaces answer besides the API's usual ones, described, for OpenAPI."""
+        described: dict[int, list[str]] = {}
+        for surface in self.surfaces:
+            for error_type, status in surface.statuses.items():
+                described.setdefault(status, []).append(SURFACE_ERRORS[error_type])
         if any(surface.follow_ups for surface in self.surfaces):
-            statuses.add(status_for(NotWaitingError("")))  # an answer the run is not waiting for
-            statuses.add(status_for(RunNotFoundError("")))  # an answer to a run that is not there
-        return sorted(statuses)
+            for error_type in (NotWaitingError, RunNotFoundError):
+                described.setdefault(status_for(error_type("")), []).append(SURFACE_ERRORS[error_type])
+        return {status: {"description": "; or ".join(texts)} for status, texts in sorted(described.items())}
 
     def surface_for(self, body: Any) -> Surface:
         return next(s for s in self.surfaces if isinstance(body, s.body))
+
+
+SURFACE_ERRORS: dict[type[RunwireError], str] = {
+    UnknownAgentError: "`unknown_agent`: no agent has the body's `agent_id`",
+    NotWaitingError: "`not_waiting`: the request answers a tool call its run is not waiting for, "
+                     "or answers it differently than before",
+    RunNotFoundError: "`run_not_found`: the run the answered message names does not exist in this org, or has expired",
+}
+"""What the errors a surface answers with its own status mean there (`Surface.statuses`, follow-ups)."""
 
 
 AI_SDK_CHAT = Surface(
@@ -235,5 +247,5 @@ def add_surface_routes(app: FastAPI, streams: SurfaceStreams, catalog: AgentCata
             tags=list(route.tags),
             response_class=Response,
             responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
-                       **{status: {} for status in route.error_statuses()}},
+                       **route.error_responses()},
         )

@@ -10,15 +10,20 @@ The strictness is the route's, not the model's: the same `RunRequest` ignores un
 `/v1/` validates its JSON body with pydantic's `extra="forbid"`, at every depth (`settings.foo`
 too); free-form objects (`context`, a tool's `inputSchema`) stay free-form. `refuse_unknown_fields_on_v1`
 makes it the app's rule: a route added with `@app.post(…)` later gets it without a word.
+
+Only the wire names count there: `WireModel` also takes its Python names (`populate_by_name`, so
+code can build one), but the document declares the `/v1/` bodies closed with their camelCase names,
+so `agent_role` is as unknown as `agentrole` (pydantic ≥ 2.11's `by_name=False` at validation time).
 """
 
 from __future__ import annotations
 
 import inspect
+import types
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar, get_type_hints
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from fastapi import FastAPI
+from fastapi import FastAPI, params
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, GetCoreSchemaHandler
 from pydantic_core import CoreSchema, core_schema
@@ -36,8 +41,9 @@ class RefuseUnknownFields:
         def refuse(value: Any, validate: Callable[[Any], Any]) -> Any:
             if isinstance(value, model):
                 return value
-            # A ValidationError raised here keeps its own errors and their locations.
-            return model.model_validate(value, extra="forbid", from_attributes=True)
+            # A ValidationError raised here keeps its own errors and their locations. Wire names
+            # only, at every depth: `agent_role` is an unknown field like any other.
+            return model.model_validate(value, extra="forbid", from_attributes=True, by_alias=True, by_name=False)
 
         return core_schema.no_info_wrap_validator_function(refuse, handler(source))
 
@@ -53,22 +59,54 @@ def is_canonical(path: str) -> bool:
 
 
 def refusing_unknown_fields(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """The endpoint, its pydantic-model parameters (the JSON body) marked `RefuseUnknownFields`.
+    """The endpoint, its JSON body's pydantic model marked `RefuseUnknownFields`: written bare
+    (`body: RunRequest`), `Annotated` (`Annotated[RunRequest, Body()]`) or optional (`RunRequest | None`).
 
     FastAPI reads an endpoint's parameters from `inspect.signature`, which honours
-    `__signature__`: only that is replaced; the function itself runs as it was written."""
+    `__signature__`: only that is replaced; the function itself runs as it was written. A body
+    type that holds a model some other way (`list[Model]`, a union of models) is refused when the
+    route is built: it would silently not be strict."""
     hints = get_type_hints(endpoint, include_extras=True)
     signature = inspect.signature(endpoint)
     parameters = []
     for parameter in signature.parameters.values():
         annotation = hints.get(parameter.name, parameter.annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            annotation = Annotated[annotation, REFUSE_UNKNOWN_FIELDS]
+        if not isinstance(parameter.default, (params.Depends, params.Param)):
+            annotation = strict_body(annotation, f"{endpoint.__name__}({parameter.name})")
         parameters.append(parameter.replace(annotation=annotation))
     endpoint.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=parameters, return_annotation=hints.get("return", signature.return_annotation)
     )
     return endpoint
+
+
+def strict_body(annotation: Any, where: str) -> Any:
+    """`annotation` with its body model marked `RefuseUnknownFields`; unchanged if it is no body
+    (a dependency, a query/header/path parameter, a plain type)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return Annotated[annotation, REFUSE_UNKNOWN_FIELDS]
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        inner, *metadata = args
+        if any(isinstance(m, (params.Depends, params.Param)) for m in metadata):
+            return annotation  # a dependency or a query/header/path/cookie parameter: not the body
+        if REFUSE_UNKNOWN_FIELDS in metadata:
+            return annotation
+        return Annotated[(strict_body(inner, where), *metadata)]  # type: ignore[misc]
+    if origin in (Union, types.UnionType) and type(None) in args:
+        members = [a for a in args if a is not type(None)]
+        if len(members) == 1:
+            return Union[strict_body(members[0], where), None]  # noqa: UP007 - built at runtime
+    if names_a_model(annotation):
+        raise TypeError(f"{where}: cannot refuse unknown fields in a body of type {annotation!r}; "
+                        "use a model, optionally Annotated or `| None`")
+    return annotation
+
+
+def names_a_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(names_a_model(arg) for arg in get_args(annotation))
 
 
 class CanonicalRoute(APIRoute):
