@@ -86,7 +86,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(run_command(build_parser().parse_args(argv)))
+    args = build_parser().parse_args(argv)
+    try:
+        sys.exit(run_command(args))
+    except KeyboardInterrupt:  # outside a run's stream (a prompt, a request under way): leave quietly
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def run_command(args: argparse.Namespace) -> int:

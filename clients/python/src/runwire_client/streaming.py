@@ -12,6 +12,8 @@
   `lastSeq` is past the last event seen, something between us and the server is buffering the
   stream (a proxy that holds `text/event-stream` bodies), and the rest of the run is read with
   `GET /v1/runs/{id}/events?after=N&wait=S` instead; otherwise it reconnects and goes on streaming.
+- **Server trouble**: a 5xx on (re)connecting (after the 429/503 retries of every request) counts
+  as a drop; a 4xx is raised (`NotFoundError` for a run that does not exist or has expired).
 - **Ending**: after the `end` chunk, or a `204` (the run ended at or before the resume point). The
   response is always closed, also when the caller stops iterating early (`close()`, `with`).
 
@@ -154,9 +156,12 @@ class RunStream:
                 return
             progress.reconnects += 1
             if outcome == "stalled":
-                if progress.moved_on(self._client.runs.get(progress.run_id).last_seq):
-                    progress.mode = "poll"
-                continue  # idle but healthy: reconnect at once
+                try:
+                    if progress.moved_on(self._client.runs.get(progress.run_id).last_seq):
+                        progress.mode = "poll"
+                    continue  # idle but healthy: reconnect at once
+                except APIConnectionError:
+                    pass  # the API is out of reach too: back off as after a drop
             time.sleep(progress.next_backoff())
 
     def _read_once(self) -> Generator[AnyChunk, None, Outcome]:
@@ -173,6 +178,8 @@ class RunStream:
         try:
             if response.status_code == 204:
                 return "ended"
+            if response.status_code >= 500:
+                return "dropped"  # e.g. a gateway's 502 while a function restarts: retried, bounded
             if not response.is_success:
                 response.read()
                 raise_for_error(response)
@@ -252,9 +259,12 @@ class AsyncRunStream:
                 return
             progress.reconnects += 1
             if outcome == ["stalled"]:
-                if progress.moved_on((await self._client.runs.get(progress.run_id)).last_seq):
-                    progress.mode = "poll"
-                continue
+                try:
+                    if progress.moved_on((await self._client.runs.get(progress.run_id)).last_seq):
+                        progress.mode = "poll"
+                    continue
+                except APIConnectionError:
+                    pass
             await asyncio.sleep(progress.next_backoff())
 
     async def _read_once(self, outcome: list[Outcome]) -> AsyncGenerator[AnyChunk, None]:
@@ -274,16 +284,23 @@ class AsyncRunStream:
             if response.status_code == 204:
                 outcome.append("ended")
                 return
+            if response.status_code >= 500:
+                outcome.append("dropped")
+                return
             if not response.is_success:
                 await response.aread()
                 raise_for_error(response)
-            async for event in EventSource(response).aiter_sse():
-                chunk = progress.chunk_of(event)
-                if progress.accept(chunk):
-                    yield chunk
-                if progress.ended:
-                    outcome.append("ended")
-                    return
+            events = EventSource(response).aiter_sse()
+            try:
+                async for event in events:
+                    chunk = progress.chunk_of(event)
+                    if progress.accept(chunk):
+                        yield chunk
+                    if progress.ended:
+                        outcome.append("ended")
+                        return
+            finally:
+                await events.aclose()
             outcome.append("dropped")
         except httpx.ReadTimeout:
             outcome.append("stalled")
