@@ -105,6 +105,26 @@ def test_an_approval_answered_n_denies_the_tool(client_stack):
     assert "I did not run that tool: denied: denied at the command line" in screen.text
 
 
+def test_a_client_tool_request_is_answered_with_json_at_the_prompt(client_stack):
+    screen = Screen(client_stack, "run", "--client-tool", "get_location:The user's city", "Where am I? Use get_location.")
+    screen.wait_for(r"⚙ get_location \{\} \(your client runs it\)")
+    screen.wait_for(r"Output of get_location \{\} as JSON: $")
+    screen.child.sendline("Lisbon, not JSON")
+    screen.wait_for(r"not JSON")
+    screen.child.sendline('{"city": "Lisbon"}')
+    screen.wait_for(r"run succeeded")
+    assert screen.exit_status() == 0
+    assert '✓ result {"city": "Lisbon"}' in screen.text and 'The tool returned: {"city": "Lisbon"}' in screen.text
+
+
+def test_approval_required_from_the_command_line(client_stack):
+    screen = Screen(client_stack, "run", "--approval-required", "calculator", "What is 2 + 2?")
+    screen.wait_for(r"Allow calculator .*\[y/n\]")
+    screen.child.sendline("y")
+    screen.wait_for(r"run succeeded")
+    assert screen.exit_status() == 0 and "2 + 2 = 4" in screen.text
+
+
 def test_ctrl_c_cancels_the_run(client_stack):
     screen = Screen(client_stack, "run", "[[scripted tokens=400 delay_ms=50]]")
     run_id = screen.wait_for(r"run (run_\w+)").group(1)

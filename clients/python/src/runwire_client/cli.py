@@ -1,6 +1,7 @@
 """`runwire`: start and follow runs from a terminal.
 
     runwire run "What is 17 * 23?" [--agent chat] [--conversation c1] [--json] [--detach]
+                [--approval-required calculator] [--client-tool get_location:"The user's city"]
     runwire runs get|cancel|events RUN        runwire runs list [--status S] [--conversation C]
     runwire chat [--agent chat] [--conversation c1]
     runwire token [--org my-org]
@@ -83,6 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agent", default="chat", help="the agent's role (default: chat)")
+    parser.add_argument("--approval-required", action="append", metavar="TOOL", default=[],
+                        help="a server tool that asks you (y/n) before it runs; repeatable")
+    parser.add_argument("--client-tool", action="append", metavar="NAME[:DESCRIPTION]", default=[],
+                        help="a tool you answer at the prompt with a JSON value; repeatable")
+
+
+def run_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The run request's fields from `run` and `chat`'s options."""
+    tools = [
+        {"name": name, "description": description, "inputSchema": {"type": "object", "properties": {}}}
+        for name, _, description in (spec.partition(":") for spec in args.client_tool)
+    ]
+    return {
+        "agent_role": args.agent,
+        "conversation_id": args.conversation,
+        "approval_required": args.approval_required or None,
+        "client_mcp_tools": tools or None,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -113,7 +132,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def dispatch(client: Runwire, args: argparse.Namespace, console: Console) -> int:
     if args.command == "run":
-        started = client.runs.create(args.task, agent_role=args.agent, conversation_id=args.conversation)
+        started = client.runs.create(args.task, **run_fields(args))
         if not args.json:
             console.print(f"[dim]run {started.run_id}[/]", highlight=False)
         return follow_run(client, started.run_id, console, as_json=args.json, detach=args.detach)
@@ -173,7 +192,8 @@ def interrupted(client: Runwire, run_id: str, console: Console, *, detach: bool)
 
 
 def chat(client: Runwire, args: argparse.Namespace, console: Console) -> int:
-    conversation = args.conversation or f"chat-{secrets.token_hex(6)}"
+    args.conversation = args.conversation or f"chat-{secrets.token_hex(6)}"
+    conversation = args.conversation
     console.print(f"[dim]conversation {conversation} · Ctrl-C stops an answer · Ctrl-D or /exit leaves[/]",
                   highlight=False)
     while True:
@@ -186,8 +206,7 @@ def chat(client: Runwire, args: argparse.Namespace, console: Console) -> int:
             return EXIT_OK
         if not message:
             continue
-        started = client.runs.create(message, agent_role=args.agent, conversation_id=conversation,
-                                     multitask_strategy="enqueue")
+        started = client.runs.create(message, **run_fields(args), multitask_strategy="enqueue")
         follow_run(client, started.run_id, console, as_json=False, detach=False)
 
 
