@@ -175,7 +175,9 @@ def test_run_json_prints_one_event_per_line(client_stack):
 
 def test_runs_get_events_list_and_cancel(client_stack):
     done = runwire(client_stack, "run", "--json", "Hi")
-    run_id = json.loads(runwire(client_stack, "runs", "list", "--json", "--limit", "1").stdout)["runs"][0]["runId"]
+    run_id = re.fullmatch(r"run (run_\w+)\n", done.stderr).group(1)
+    listed = json.loads(runwire(client_stack, "runs", "list", "--json", "--limit", "100").stdout)["runs"]
+    assert run_id in [run["runId"] for run in listed]
     run = json.loads(runwire(client_stack, "runs", "get", run_id).stdout)
     events = [json.loads(line) for line in runwire(client_stack, "runs", "events", run_id).stdout.splitlines()]
     assert run["status"] == "succeeded" and events == [json.loads(line) for line in done.stdout.splitlines()]

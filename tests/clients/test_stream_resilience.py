@@ -42,14 +42,14 @@ def test_sync_stream_resumes_after_cut_connections_without_loss_or_duplicates(cl
 
 @pytest.mark.anyio
 async def test_async_stream_resumes_after_cut_connections_without_loss_or_duplicates(client_stack):
-    with StreamProxy(client_stack.base_url, cut_after=4, cuts=3) as proxy:
+    with StreamProxy(client_stack.base_url, cut_after=3, cuts=3) as proxy:
         async with AsyncRunwire(**sdk_config(client_stack, stream_url=proxy.url, stream_options=FAST_OPTIONS)) as client:
             started = await client.runs.create(task=LONG_ANSWER)
             stream = client.runs.stream(started.run_id)
             chunks = [chunk async for chunk in stream]
             run = await client.runs.get(started.run_id)
     assert_every_token_once(chunks, run.output)
-    assert proxy.resume_ids == [None, "4", "8", "12"]
+    assert proxy.resume_ids == [None, "3", "6", "9"]
     assert stream.progress.reconnects == 3
 
 

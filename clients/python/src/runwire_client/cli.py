@@ -133,8 +133,8 @@ def run_command(args: argparse.Namespace) -> int:
 def dispatch(client: Runwire, args: argparse.Namespace, console: Console) -> int:
     if args.command == "run":
         started = client.runs.create(args.task, **run_fields(args))
-        if not args.json:
-            console.print(f"[dim]run {started.run_id}[/]", highlight=False)
+        # With --json, stdout is the events alone: the run id goes to stderr.
+        (Console(stderr=True) if args.json else console).print(f"[dim]run {started.run_id}[/]", highlight=False)
         return follow_run(client, started.run_id, console, as_json=args.json, detach=args.detach)
     if args.command == "chat":
         return chat(client, args, console)
