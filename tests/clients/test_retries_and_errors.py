@@ -1,6 +1,7 @@
 """Answers the local stack never gives, from a scripted server, sync and async side by side:
 429/503 retried after their Retry-After, bounded; a 402 INSUFFICIENT_BALANCE body mapped to its
-error with the amounts; and chunk types this client does not know kept whole."""
+error with the amounts. And, without a server: chunk types this client does not know kept whole,
+and where the configuration comes from."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from runwire_client import (
     AsyncRunwire,
+    ClientConfig,
     InsufficientBalanceError,
     InternalServerError,
     RateLimitError,
@@ -99,3 +101,17 @@ def test_a_chunk_type_this_client_does_not_know_is_kept_whole():
     assert isinstance(known, TextChunk) and known.text == "Hi" and known.wire()["newField"] == 1
     changed = parse_chunk({"type": "text"}, seq=6)
     assert isinstance(changed, UnknownChunk) and changed.type == "text", "a known type whose shape changed stays whole"
+
+
+def test_configuration_from_arguments_else_the_environment():
+    environ = {"RUNWIRE_BASE_URL": "https://api.example.com/", "RUNWIRE_TOKEN": "env-token", "RUNWIRE_ORG": "acme"}
+    from_env = ClientConfig.resolve(environ=environ)
+    assert (from_env.base_url, from_env.stream_url, from_env.token, from_env.org) == (
+        "https://api.example.com", "https://api.example.com", "env-token", "acme"
+    ), "the stream URL defaults to the base URL"
+    assert from_env.headers()["Authorization"] == "Bearer env-token" and from_env.headers()["orgid"] == "acme"
+    given = ClientConfig.resolve(base_url="http://127.0.0.1:9", token="arg-token", org=None,
+                                 environ={**environ, "RUNWIRE_STREAM_URL": "https://stream.example.com"})
+    assert (given.base_url, given.stream_url, given.token) == ("http://127.0.0.1:9", "https://stream.example.com", "arg-token")
+    bare = ClientConfig.resolve(environ={})
+    assert bare.base_url == "http://127.0.0.1:8000" and bare.token is None and "orgid" not in bare.headers()

@@ -12,6 +12,7 @@ from runwire_client import (
     ConflictError,
     EndChunk,
     NotFoundError,
+    PermissionDeniedError,
     RequiresActionChunk,
     Runwire,
     TextChunk,
@@ -180,6 +181,9 @@ def test_sync_errors_carry_status_code_and_fields(client_stack):
         stranger.runs.get(finished.run_id)
     assert (denied.value.status, denied.value.code) == (401, "unauthenticated")
     assert denied.value.body["error"]["code"] == "unauthenticated"
+    with Runwire(**sdk_config(client_stack, org="another-org")) as elsewhere, pytest.raises(PermissionDeniedError) as forbidden:
+        elsewhere.runs.get(finished.run_id)
+    assert (forbidden.value.status, forbidden.value.code) == (403, "org_forbidden")
 
 
 @pytest.mark.anyio
