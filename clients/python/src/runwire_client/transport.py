@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from .errors import APIError, error_from_response, mapped_transport_errors
+from .errors import error_from_response, mapped_transport_errors
 
 RETRIED_STATUSES = frozenset({429, 503})
 
@@ -101,4 +101,4 @@ def json_of(response: httpx.Response) -> Any:
     return response.json() if response.content else None
 
 
-__all__ = ["APIError", "RetryPolicy", "json_of", "raise_for_error", "retry_after_seconds", "send", "send_async"]
+__all__ = ["RetryPolicy", "json_of", "raise_for_error", "retry_after_seconds", "send", "send_async"]
