@@ -10,11 +10,11 @@ PORT ?= 8000
 
 .PHONY: install tools js-clients lint dev test test-unit test-fast token template-check build deploy bench faults clean
 
-$(VENV)/.installed: layers/common/pyproject.toml requirements-dev.txt
-	@echo "==> creating $(VENV) and installing runwire + dev dependencies"
+$(VENV)/.installed: layers/common/pyproject.toml clients/python/pyproject.toml requirements-dev.txt
+	@echo "==> creating $(VENV) and installing runwire, runwire-client (the SDK and CLI) + dev dependencies"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e layers/common -r requirements-dev.txt
+	@$(PY) -m pip install -q -e layers/common -e clients/python -r requirements-dev.txt
 	@touch $@
 
 install: $(VENV)/.installed
@@ -54,6 +54,7 @@ lint: install
 	@echo "==> ruff and mypy"
 	@$(PY) -m ruff check .
 	@$(PY) -m mypy layers/common/runwire
+	@$(PY) -m mypy clients/python/src/runwire_client
 
 test: install tools js-clients lint
 	@echo "==> running unit, contract, functional and integration tests"

@@ -1,0 +1,117 @@
+"""Answers the local stack never gives, from a scripted server, sync and async side by side:
+429/503 retried after their Retry-After, bounded; a 402 INSUFFICIENT_BALANCE body mapped to its
+error with the amounts. And, without a server: chunk types this client does not know kept whole,
+and where the configuration comes from."""
+
+from __future__ import annotations
+
+import pytest
+
+from runwire_client import (
+    AsyncRunwire,
+    ClientConfig,
+    InsufficientBalanceError,
+    InternalServerError,
+    RateLimitError,
+    RetryPolicy,
+    Runwire,
+    TextChunk,
+    UnknownChunk,
+    parse_chunk,
+)
+from runwire_client.transport import retry_after_seconds
+
+from .network import ScriptedAnswer, ScriptedServer
+
+RUN = {"runId": "run_1", "agentId": "ag_chat", "status": "succeeded", "output": "391", "lastSeq": 7}
+UNAVAILABLE = ScriptedAnswer(503, {"error": {"code": "queue_unavailable", "message": "try again"}}, {"Retry-After": "1"})
+BUSY = ScriptedAnswer(429, {"error": {"code": "rate_limited", "message": "slow down"}}, {"Retry-After": "1"})
+BROKE = {"error": {"code": "INSUFFICIENT_BALANCE", "message": "top up", "required": "0.25", "available": "0.10"}}
+
+
+def gaps(server: ScriptedServer) -> list[float]:
+    times = [t for t, _, _ in server.requests]
+    return [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+
+
+def test_sync_503_is_retried_after_its_retry_after_then_succeeds():
+    with ScriptedServer([UNAVAILABLE, ScriptedAnswer(200, RUN)]) as server, Runwire(base_url=server.url, token="t") as client:
+        run = client.runs.get("run_1")
+    assert run.output == "391" and len(server.requests) == 2
+    assert gaps(server)[0] >= 1.0, "the retry waited for the server's Retry-After"
+
+
+@pytest.mark.anyio
+async def test_async_503_is_retried_after_its_retry_after_then_succeeds():
+    with ScriptedServer([UNAVAILABLE, ScriptedAnswer(200, RUN)]) as server:
+        async with AsyncRunwire(base_url=server.url, token="t") as client:
+            run = await client.runs.get("run_1")
+    assert run.status == "succeeded" and len(server.requests) == 2 and gaps(server)[0] >= 1.0
+
+
+def test_sync_429_that_does_not_end_raises_after_the_retries_allowed():
+    with ScriptedServer([BUSY]) as server, Runwire(base_url=server.url, token="t", retry=RetryPolicy(max_retries=2)) as client:
+        with pytest.raises(RateLimitError) as limited:
+            client.runs.create(task="Hi")
+    assert (limited.value.status, limited.value.code) == (429, "rate_limited")
+    assert len(server.requests) == 3 and all(gap >= 1.0 for gap in gaps(server))
+
+
+@pytest.mark.anyio
+async def test_async_retry_after_longer_than_the_policy_allows_is_not_waited_for():
+    hour = ScriptedAnswer(503, {"error": {"code": "storage_error", "message": "down"}}, {"Retry-After": "3600"})
+    with ScriptedServer([hour]) as server:
+        async with AsyncRunwire(base_url=server.url, token="t") as client:
+            with pytest.raises(InternalServerError) as down:
+                await client.runs.get("run_1")
+    assert down.value.status == 503 and len(server.requests) == 1
+
+
+def test_sync_402_insufficient_balance_carries_the_amounts():
+    with ScriptedServer([ScriptedAnswer(402, BROKE)]) as server, Runwire(base_url=server.url, token="t") as client:
+        with pytest.raises(InsufficientBalanceError) as broke:
+            client.runs.create(task="Hi")
+    assert (broke.value.status, broke.value.code) == (402, "INSUFFICIENT_BALANCE")
+    assert (broke.value.required, broke.value.available) == ("0.25", "0.10") and len(server.requests) == 1
+
+
+@pytest.mark.anyio
+async def test_async_402_insufficient_balance_carries_the_amounts():
+    with ScriptedServer([ScriptedAnswer(402, BROKE)]) as server:
+        async with AsyncRunwire(base_url=server.url, token="t") as client:
+            with pytest.raises(InsufficientBalanceError) as broke:
+                await client.runs.wait(task="Hi")
+    assert broke.value.required == "0.25" and broke.value.message == "top up"
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("2", 2.0), ("0", 0.0), ("Fri, 27 Nov 2026 00:00:10 GMT", 10.0), ("soon", None), (None, None)],
+    ids=["delay-seconds", "zero", "http-date", "unreadable", "absent"],
+)
+def test_retry_after_reads_seconds_and_http_dates(header, seconds):
+    assert retry_after_seconds(header, now=1795737600.0) == seconds  # 2026-11-27T00:00:00Z
+
+
+def test_a_chunk_type_this_client_does_not_know_is_kept_whole():
+    chunk = parse_chunk({"type": "reasoning", "text": "hmm", "tokens": 3}, seq=4)
+    assert isinstance(chunk, UnknownChunk) and chunk.type == "reasoning" and chunk.seq == 4
+    assert chunk.wire() == {"type": "reasoning", "text": "hmm", "tokens": 3}
+    known = parse_chunk({"type": "text", "text": "Hi", "newField": 1}, seq=5)
+    assert isinstance(known, TextChunk) and known.text == "Hi" and known.wire()["newField"] == 1
+    changed = parse_chunk({"type": "text"}, seq=6)
+    assert isinstance(changed, UnknownChunk) and changed.type == "text", "a known type whose shape changed stays whole"
+
+
+def test_configuration_from_arguments_else_the_environment():
+    environ = {"RUNWIRE_BASE_URL": "https://api.example.com/", "RUNWIRE_TOKEN": "env-token", "RUNWIRE_ORG": "acme"}
+    from_env = ClientConfig.resolve(environ=environ)
+    assert (from_env.base_url, from_env.stream_url, from_env.token, from_env.org) == (
+        "https://api.example.com", "https://api.example.com", "env-token", "acme"
+    ), "the stream URL defaults to the base URL"
+    assert from_env.headers()["Authorization"] == "Bearer env-token" and from_env.headers()["orgid"] == "acme"
+    given = ClientConfig.resolve(base_url="http://127.0.0.1:9", token="arg-token", org=None,
+                                 environ={**environ, "RUNWIRE_STREAM_URL": "https://stream.example.com"})
+    assert (given.base_url, given.stream_url, given.token) == ("http://127.0.0.1:9", "https://stream.example.com", "arg-token")
+    bare = ClientConfig.resolve(environ={})
+    assert bare.base_url == "http://127.0.0.1:8000" and bare.token is None and "orgid" not in bare.headers()
