@@ -14,6 +14,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +79,10 @@ class Session:
 
     def __init__(self, base_url: str, token: str) -> None:
         self.base_url = base_url
-        self.env = {**os.environ, "JWT": token}
+        # The CLI's commands use its defaults but for the stack's random port; `runwire` is the
+        # test venv's (make install installs the client package there).
+        self.env = {**os.environ, "JWT": token, "RUNWIRE_BASE_URL": base_url,
+                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         self.run_id: str | None = None
         self.approval_id: str | None = None
         self.streams: list[tuple[subprocess.Popen[str], Command]] = []
@@ -177,7 +181,7 @@ def flatten(value: Any) -> list[tuple[str, Any]]:
 def elided_parts(shown: str) -> tuple[set[str], dict[str, str]]:
     """What an elided object still says: its keys, and the string values it shows whole."""
     keys = set(re.findall(r'"(\w+)":', shown))
-    literals = {k: v for k, v in re.findall(r'"(\w+)":"([^"…]*)"(?=[,}\]])', shown)}
+    literals = {k: v for k, v in re.findall(r'"(\w+)":\s*"([^"…]*)"(?=\s*[,}\]])', shown)}
     return keys, literals
 
 
