@@ -50,7 +50,7 @@ class Command:
 
 def walkthrough_blocks() -> list[list[Command]]:
     text = README.read_text()
-    start = text.index("## A walk-through with curl")
+    start = text.index("## A walk-through (CLI and curl)")
     end = text.index("\n## ", start + 1)
     blocks = re.findall(r"```bash\n(.*?)```", text[start:end], flags=re.S)
     return [commands_of(block) for block in blocks]
