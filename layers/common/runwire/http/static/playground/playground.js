@@ -238,6 +238,7 @@ async function readEnding(turn, io) {
     if (!response.ok) throw await errorOf(response);
     turn.status = (await response.json()).status;
     turn.ended = true;
+    turn.pending = [];
   } catch (error) {
     stopFollowing(turn, `the run has ended, but reading how failed: ${error.message}`);
   }
