@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from runwire.adapters.tokens import JWTVerifier
 from runwire.http.playground import CONTENT_SECURITY_POLICY
 
+from .conftest import SECRET
 from .test_js_clients import _missing_chromium, missing_js_tooling, node_json, numbered, require
 
 
@@ -44,6 +46,22 @@ def test_the_page_loads_offline_with_its_csp_and_breaks_no_rule(playground):
     assert playground["pageErrors"] == []
     assert playground["cspViolations"] == []
     assert playground["failedResponses"] == []
+
+
+def test_mint_local_fills_a_token_for_the_org_and_a_chat_runs_with_it(stack, playground):
+    flow = playground["flows"]["mint"]
+
+    claims = JWTVerifier(SECRET).verify(flow["minted"])
+    assert claims.orgs == ("my-org",) and claims.subject == "dev-user"
+    assert flow["minted"] != stack.token()
+    assert flow["status"] == "succeeded" and flow["error"] == ""
+    assert flow["answer"] and flow["answer"] == run_of(stack, flow["runId"])["output"]
+
+
+def test_without_the_dev_token_route_as_deployed_the_page_offers_no_mint_button(playground):
+    flow = playground["flows"]["noMint"]
+
+    assert flow == {"probeStatus": 404, "mintButtonHidden": True, "mintButtonInPage": 1}
 
 
 def test_a_typed_prompt_streams_its_answer_in_and_it_equals_the_runs_output(stack, playground):

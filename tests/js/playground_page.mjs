@@ -3,11 +3,13 @@
 // origin is refused and recorded; so are page errors and Content-Security-Policy violations.
 //
 // Flows, in one page (each after "New chat"):
+//   mint      — "Mint (local)" (make dev's gateway only) fills the token field, and a chat works with it
 //   streamed  — a slow scripted answer: the answer is seen part-written, then complete
 //   markup    — a prompt with HTML in it: shown as text, no element made from it
 //   approval  — "Ask me before running: calculator", "What is 17 * 23?": Approve, the tool runs
 //   denial    — the same, Deny: the tool never runs, the model is told it was denied
 //   reload    — a 200-token answer; the page is reloaded mid-answer and carries on
+//   noMint    — another tab where GET /playground/dev-token is a 404, as deployed: no Mint button
 //
 // Usage (env BASE and JWT; CHROMIUM defaults to /usr/bin/chromium): node playground_page.mjs
 // Prints one JSON object on stdout: {flows: {name: {runId, status, answer, prompt, activity, usage,
@@ -63,6 +65,38 @@ async function readTurn(page) {
 async function newChat(page, { approvalRequired = '' } = {}) {
   await page.click('#new-chat');
   await page.fill('#approval-required', approvalRequired);
+}
+
+async function mint(page) {
+  const button = page.locator('#mint-token');
+  await button.waitFor({ state: 'visible', timeout: TIMEOUT_MS });
+  await page.fill('#token', '');
+  await page.fill('#org', '');
+  await button.click();
+  await page.waitForFunction(() => document.querySelector('#token').value.length > 0, null, { timeout: TIMEOUT_MS });
+  const minted = await page.inputValue('#token');
+  await newChat(page);
+  await sendPrompt(page, 'Hello from a minted token');
+  await waitForEnd(page);
+  const turn = await readTurn(page);
+  await page.fill('#token', JWT); // the other flows use the stack's own token
+  return { minted, ...turn };
+}
+
+async function noMint(context) {
+  const page = await context.newPage();
+  try {
+    await page.route('**/playground/dev-token', (route) => route.fulfill({
+      status: 404, contentType: 'application/json', body: '{"error":{"code":"not_found","message":"no route"}}' }));
+    const probed = page.waitForResponse((response) => response.url().endsWith('/playground/dev-token'), { timeout: TIMEOUT_MS });
+    await page.goto(`${BASE}/playground`);
+    const probe = await probed;
+    await page.waitForLoadState('networkidle');
+    return { probeStatus: probe.status(), mintButtonHidden: await page.locator('#mint-token').isHidden(),
+      mintButtonInPage: await page.locator('#mint-token').count() };
+  } finally {
+    await page.close();
+  }
 }
 
 async function streamed(page) {
@@ -157,12 +191,17 @@ try {
   result.landing = { status: landing.status(), csp: landing.headers()['content-security-policy'] ?? null };
   result.title = await page.title();
   await page.fill('#token', JWT);
-  for (const [name, flow] of Object.entries({ streamed, markup, approval, denial, reload })) {
+  for (const [name, flow] of Object.entries({ mint, streamed, markup, approval, denial, reload })) {
     try {
       result.flows[name] = await flow(page);
     } catch (error) {
       result.flows[name] = { failed: String(error?.message ?? error), ...(await readTurn(page).catch(() => ({}))) };
     }
+  }
+  try {
+    result.flows.noMint = await noMint(context);
+  } catch (error) {
+    result.flows.noMint = { failed: String(error?.message ?? error) };
   }
 } finally {
   await context.close();

@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
 from starlette.routing import Route
 
+from devstack.dev_token import DEV_TOKEN_PATH, create_dev_token_app
 from devstack.gateway import Gateway
 from devstack.resources import load_template
 from runwire.core.tailing import PollPolicy
@@ -122,6 +124,22 @@ def test_cloudfront_routes_each_request_where_make_dev_does(distribution: dict, 
         scope: dict[str, Any] = {"type": "http", "method": method, "path": sample, "root_path": "", "headers": []}
         local = "Streams" if gateway._is_stream(scope) else "Api"
         assert _behaviour_for(distribution, sample)["TargetOriginId"] == local, (method, path)
+
+
+def test_only_make_devs_gateway_mints_tokens_the_deployed_stream_app_has_no_such_route(
+        distribution: dict, apps: tuple[FastAPI, FastAPI]) -> None:
+    api, stream = apps
+    assert not [route for route in stream.routes + api.routes
+                if isinstance(route, Route) and route.path.startswith(DEV_TOKEN_PATH)]
+    # Deployed, CloudFront sends the path to the stream function, which answers 404: no Mint button.
+    assert _behaviour_for(distribution, DEV_TOKEN_PATH)["TargetOriginId"] == "Streams"
+    with TestClient(stream) as client:
+        assert client.get(DEV_TOKEN_PATH).status_code == 404
+        assert client.post(DEV_TOKEN_PATH, json={}).status_code in (404, 405)
+    # Locally, the gateway puts the dev-token app in front of both.
+    local = TestClient(Gateway(api, stream, create_dev_token_app("route-table-secret-0123456789abcdef")))
+    assert local.get(DEV_TOKEN_PATH).status_code == 204
+    assert local.post(DEV_TOKEN_PATH, json={"org": "my-org"}).json()["token"]
 
 
 def test_every_behaviour_caches_nothing_and_forwards_every_header_but_host(distribution: dict) -> None:

@@ -38,6 +38,9 @@ CASES: dict[str, tuple[str, list[dict[str, str | None]]]] = {
     "multi_byte_characters_survive_every_split": ("data: żółw 🐢 — ok\n\n", [event("żółw 🐢 — ok")]),
     "a_leading_bom_is_stripped": ("\ufeffdata: bom\n\n", [event("bom")]),
     "an_unfinished_last_event_is_dropped": ("data: done\n\ndata: cut off", [event("done")]),
+    # At the end of the stream no \n can follow a last \r: it ends the line (and here the event).
+    "a_lone_cr_at_the_end_of_the_stream_ends_its_last_event": ("id: 9\rdata: last\r\r", [event("last", id_="9")]),
+    "a_lone_cr_after_a_line_feed_at_the_end_dispatches_too": ("data: a\n\r", [event("a")]),
 }
 
 

@@ -3,15 +3,20 @@
 // Authorization header), answer approvals with POST /v1/runs/{id}/approvals.
 //
 // Everything the page shows is built from one state object kept in sessionStorage, saved after
-// every event it applies. A reload therefore finds the run, its text so far and the seq of the last
-// event applied, and reconnects with `Last-Event-ID: <that seq>`: the server sends exactly the
-// events after it, and an event at or below it is never applied twice.
+// every event it applies (bounded: the last turn keeps its last MAX_STORED_EVENTS events for the
+// inspector, older turns none). A reload therefore finds the run, its text so far and the seq of
+// the last event applied, and reconnects with `Last-Event-ID: <that seq>`: the server sends exactly
+// the events after it, and an event at or below it is never applied twice.
 //
 // Model and tool text are rendered with textContent only, never parsed as markup.
 
 const STORAGE_KEY = 'runwire.playground.v1';
-const MAX_RECONNECTS = 5;
-const RECONNECT_BASE_MS = 500;
+const MAX_STORED_EVENTS = 500;
+const DEV_TOKEN_PATH = '/playground/dev-token'; // make dev's gateway only (devstack/dev_token.py)
+export const MAX_RECONNECTS = 5;
+export const RECONNECT_BASE_MS = 500;
+// The status a turn ends with when the page stops following its run (the run itself may go on).
+export const DISCONNECTED = 'disconnected';
 
 // --- state ------------------------------------------------------------------------------------------
 function newConversationId() {
@@ -40,8 +45,28 @@ function loadState() {
 
 let state; // loaded by start(): the module can be imported without a page (its SSE decoder's tests)
 
+// What is stored: the whole state but the events, of which the last turn keeps its last `keep`.
+// Saving after every event therefore costs at most MAX_STORED_EVENTS events, however long the chat.
+function storedState(keep) {
+  const last = state.turns.length - 1;
+  const turns = state.turns.map((turn, index) => {
+    const events = index === last && keep > 0 ? turn.events.slice(-keep) : [];
+    return { ...turn, events, eventsNotKept: (turn.eventsNotKept ?? 0) + turn.events.length - events.length };
+  });
+  return { ...state, turns };
+}
+
 function save() {
-  sessionStorage.setItem(STORAGE_KEY, JSON.stringify(state));
+  try {
+    sessionStorage.setItem(STORAGE_KEY, JSON.stringify(storedState(MAX_STORED_EVENTS)));
+  } catch {
+    // Over the tab's quota: keep what a reload needs to resume (run ids, text, last seqs), no events.
+    try {
+      sessionStorage.setItem(STORAGE_KEY, JSON.stringify(storedState(0)));
+    } catch {
+      showError('This tab\'s storage is full: a reload will not find this chat.');
+    }
+  }
 }
 
 function activeTurn() {
@@ -105,8 +130,10 @@ export async function* sseEvents(body) {
   try {
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) return; // an event without its blank line is dropped, as the spec says
-      buffer += value;
+      // At the end of the stream a last lone \r is a line end (no \n can follow it any more).
+      // After that, an event without its blank line is dropped, as the spec says.
+      if (done) buffer += buffer.endsWith('\r') ? '\n' : '';
+      else buffer += value;
       for (;;) {
         const match = /\r\n|\r|\n/.exec(buffer);
         // A lone \r at the end may be the first half of \r\n: wait for the next read.
@@ -122,6 +149,7 @@ export async function* sseEvents(body) {
           event = { type: '', data: [], id: null };
         }
       }
+      if (done) return;
     }
   } finally {
     reader.cancel().catch(() => {});
@@ -182,74 +210,159 @@ function applyEvent(turn, message) {
   }
 }
 
+// --- following a run's stream -------------------------------------------------------------------------
+// The stream function closes every connection after at most 300 s, and a run waiting for an approval
+// (valid for an hour) sends only pings meanwhile. So a connection that delivered any bytes, pings
+// included, was alive: the page reconnects after RECONNECT_BASE_MS and starts the count again. Only a
+// connection that could not be opened (a network error, a 5xx or 429) or that closed before its first
+// byte is a failure; after MAX_RECONNECTS failures in a row the page stops following the run.
+
+// Retry-After (RFC 9110, 10.2.3): delay-seconds or an HTTP-date; null when absent or unreadable.
+export function retryAfterMs(value, now = Date.now()) {
+  const text = (value ?? '').trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = text ? Date.parse(text) : NaN;
+  return Number.isNaN(date) ? null : Math.max(0, date - now);
+}
+
+function stopFollowing(turn, message) {
+  turn.status = DISCONNECTED;
+  turn.failure = message;
+  turn.ended = true; // pending approvals stay: answering one still works, and a reload follows on
+}
+
+async function readEnding(turn, io) {
+  // The stream's 204: the run has ended and nothing lies after lastSeq; its record says how it ended.
+  try {
+    const response = await io.fetch(runPath(turn.runId), { headers: io.headers(), cache: 'no-store' });
+    if (!response.ok) throw await errorOf(response);
+    turn.status = (await response.json()).status;
+    turn.ended = true;
+    turn.pending = [];
+  } catch (error) {
+    stopFollowing(turn, `the run has ended, but reading how failed: ${error.message}`);
+  }
+}
+
+// One connection: {alive: whether it delivered any bytes, waitMs: the server's Retry-After}.
+async function connectOnce(turn, io) {
+  const headers = { ...io.headers(), Accept: 'text/event-stream' };
+  if (turn.lastSeq > 0) headers['Last-Event-ID'] = String(turn.lastSeq);
+  let response;
+  try {
+    response = await io.fetch(`${runPath(turn.runId)}/stream`, { headers, cache: 'no-store' });
+  } catch (error) {
+    turn.connection = `connection failed: ${error.message}`;
+    return { alive: false, waitMs: null };
+  }
+  if (response.status === 204) {
+    await readEnding(turn, io);
+    return { alive: true, waitMs: null };
+  }
+  if (!response.ok) {
+    const error = await errorOf(response);
+    if (response.status < 500 && response.status !== 429) stopFollowing(turn, error.message); // 401, 404…
+    else turn.connection = error.message;
+    return { alive: false, waitMs: retryAfterMs(response.headers.get('Retry-After')) };
+  }
+  turn.connection = null;
+  let alive = false;
+  const counted = response.body.pipeThrough(new TransformStream({
+    transform(chunk, controller) {
+      if (chunk.byteLength > 0) alive = true;
+      controller.enqueue(chunk);
+    },
+  }));
+  try {
+    for await (const message of sseEvents(counted)) {
+      applyEvent(turn, message);
+      io.changed();
+    }
+  } catch (error) {
+    turn.connection = `the stream dropped: ${error.message}`;
+  }
+  if (!alive && turn.connection === null) turn.connection = 'the stream closed before sending anything';
+  return { alive, waitMs: null };
+}
+
+// Follows a run until its end event (or 204), or until the page gives up; either way the turn ends.
+// io: {fetch, headers() (auth), sleep(ms), changed() (after each applied event or state change)}.
+export async function followRun(turn, io) {
+  let failures = 0;
+  try {
+    while (!turn.ended) {
+      const { alive, waitMs } = await connectOnce(turn, io);
+      if (turn.ended) break;
+      failures = alive ? 0 : failures + 1;
+      if (failures > MAX_RECONNECTS) {
+        stopFollowing(turn, `the stream could not be reopened in ${MAX_RECONNECTS} reconnects (${turn.connection}); reload the page to try again`);
+        break;
+      }
+      turn.connection = `reconnecting after seq ${turn.lastSeq}…`;
+      io.changed();
+      await io.sleep(Math.max(waitMs ?? 0, RECONNECT_BASE_MS * 2 ** Math.max(0, failures - 1)));
+    }
+  } catch (error) {
+    stopFollowing(turn, error.message);
+  } finally {
+    turn.connection = null;
+    io.changed();
+  }
+}
+
 // One follower per run id in this page.
 const following = new Set();
 
 async function follow(turn) {
   if (following.has(turn.runId)) return;
   following.add(turn.runId);
-  let failures = 0;
   try {
-    while (!turn.ended) {
-      const headers = { ...authHeaders(), Accept: 'text/event-stream' };
-      if (turn.lastSeq > 0) headers['Last-Event-ID'] = String(turn.lastSeq);
-      let response;
-      try {
-        response = await fetch(`${runPath(turn.runId)}/stream`, { headers, cache: 'no-store' });
-      } catch (error) {
-        response = null;
-        turn.connection = `connection failed: ${error.message}`;
-      }
-      if (response && response.status === 204) {
-        // The run has ended and nothing lies after lastSeq: read how it ended.
-        const run = await callApi('GET', runPath(turn.runId));
-        turn.status = run.status;
-        turn.ended = true;
-        break;
-      }
-      if (response && !response.ok) {
-        const error = await errorOf(response);
-        if (response.status < 500 && response.status !== 429) {
-          turn.connection = null;
-          turn.failure = error.message;
-          turn.ended = true;
-          break;
-        }
-        turn.connection = error.message;
-      }
-      if (response && response.ok) {
-        turn.connection = null;
-        for await (const message of sseEvents(response.body)) {
-          const before = turn.lastSeq;
-          applyEvent(turn, message);
-          if (turn.lastSeq > before) failures = 0;
-          save();
-          render();
-        }
-        if (turn.ended) break;
-      }
-      failures += 1;
-      if (failures > MAX_RECONNECTS) {
-        turn.failure = `the stream could not be resumed in ${MAX_RECONNECTS} reconnects; reload the page to try again`;
-        break;
-      }
-      turn.connection = `reconnecting after seq ${turn.lastSeq}…`;
-      render();
-      await new Promise((resolve) => setTimeout(resolve, RECONNECT_BASE_MS * 2 ** (failures - 1)));
-    }
-  } catch (error) {
-    turn.failure = error.message;
+    await followRun(turn, {
+      fetch: (url, init) => fetch(url, init),
+      headers: authHeaders,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      changed: () => {
+        save();
+        update(turn);
+      },
+    });
   } finally {
     following.delete(turn.runId);
-    turn.connection = null;
-    save();
-    render();
   }
 }
 
 // --- user actions -----------------------------------------------------------------------------------
 function showError(message) {
   document.getElementById('error').textContent = message ?? '';
+}
+
+// make dev's gateway answers GET /playground/dev-token with 204; anywhere else it is a 404 and the
+// button stays hidden.
+async function offerDevToken() {
+  let response;
+  try {
+    response = await fetch(DEV_TOKEN_PATH, { cache: 'no-store' });
+  } catch {
+    return;
+  }
+  document.getElementById('mint-token').hidden = response.status !== 204;
+}
+
+async function mintDevToken() {
+  const org = state.settings.org.trim();
+  try {
+    const response = await fetch(DEV_TOKEN_PATH, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(org ? { org } : {}),
+    });
+    if (!response.ok) throw await errorOf(response);
+    state.settings.token = (await response.json()).token;
+  } catch (error) {
+    showError(error.message);
+    return;
+  }
+  document.getElementById('token').value = state.settings.token;
+  showError('');
+  save();
 }
 
 function toolNames(text) {
@@ -259,7 +372,7 @@ function toolNames(text) {
 async function send(task) {
   const settings = state.settings;
   if (!settings.token.trim()) {
-    showError('Paste a token first (locally: make token).');
+    showError('Paste a token first (locally: Mint (local), or make token).');
     return;
   }
   const body = { task, agentRole: settings.agentRole.trim() || 'chat' };
@@ -288,7 +401,7 @@ async function send(task) {
 
 async function answerApproval(turn, action, approved) {
   turn.answered[action.approvalId] = approved ? 'approved' : 'denied';
-  render();
+  update(turn);
   const decision = { approvalId: action.approvalId, approved };
   if (!approved) decision.reason = 'denied in the playground';
   try {
@@ -298,7 +411,7 @@ async function answerApproval(turn, action, approved) {
     delete turn.answered[action.approvalId];
     showError(error.message);
   }
-  render();
+  update(turn);
 }
 
 async function cancel() {
@@ -358,11 +471,21 @@ function renderTurn(turn) {
   if (turn.connection) meta.append(element('span', { text: turn.connection }));
   if (turn.failure) meta.append(element('span', { className: 'failure', text: turn.failure }));
   const inspect = element('button', { type: 'button', className: 'inspect', text: 'inspect' });
-  inspect.addEventListener('click', () => { state.inspected = turn.runId; save(); render(); });
+  inspect.addEventListener('click', () => { state.inspected = turn.runId; save(); renderInspector(); });
   meta.append(inspect);
   item.append(meta);
   return item;
 }
+
+function eventItem(e) {
+  return element('li', { 'data-seq': String(e.seq) },
+    element('span', { className: 'seq', text: String(e.seq) }),
+    element('span', { className: 'name', text: e.event }),
+    element('span', { text: JSON.stringify(e.data) }));
+}
+
+// The inspector appends the events it has not shown yet while it shows the same turn.
+let inspectorShows = { turn: null, count: 0 };
 
 function renderInspector() {
   const turn = state.turns.find((t) => t.runId === state.inspected) ?? state.turns[state.turns.length - 1];
@@ -371,21 +494,48 @@ function renderInspector() {
   if (!turn) {
     title.textContent = 'No run yet.';
     list.replaceChildren();
+    inspectorShows = { turn: null, count: 0 };
     return;
   }
-  title.textContent = `${turn.runId}: ${turn.events.length} events, last seq ${turn.lastSeq}`;
-  list.replaceChildren(...turn.events.map((e) => element('li', { 'data-seq': String(e.seq) },
-    element('span', { className: 'seq', text: String(e.seq) }),
-    element('span', { className: 'name', text: e.event }),
-    element('span', { text: JSON.stringify(e.data) }))));
+  const notKept = turn.eventsNotKept
+    ? `; the ${turn.eventsNotKept} before were not kept in this tab (GET /v1/runs/${turn.runId}/events has them)` : '';
+  title.textContent = `${turn.runId}: ${turn.events.length} events, last seq ${turn.lastSeq}${notKept}`;
+  if (inspectorShows.turn === turn && inspectorShows.count <= turn.events.length) {
+    list.append(...turn.events.slice(inspectorShows.count).map(eventItem));
+  } else {
+    list.replaceChildren(...turn.events.map(eventItem));
+  }
+  inspectorShows = { turn, count: turn.events.length };
 }
 
-function render() {
-  document.getElementById('turns').replaceChildren(...state.turns.map(renderTurn));
-  renderInspector();
+function renderControls() {
   const busy = Boolean(activeTurn());
   document.getElementById('send').disabled = busy;
   document.getElementById('cancel').disabled = !busy;
+}
+
+// The page's turns by run id, so an event re-renders its own turn only.
+const turnNodes = new Map();
+
+function render() {
+  turnNodes.clear();
+  document.getElementById('turns').replaceChildren(...state.turns.map((turn) => {
+    const node = renderTurn(turn);
+    turnNodes.set(turn.runId, node);
+    return node;
+  }));
+  renderInspector();
+  renderControls();
+}
+
+function update(turn) {
+  const node = turnNodes.get(turn.runId);
+  if (!node || !state.turns.includes(turn)) return; // a turn no longer on the page (New chat)
+  const fresh = renderTurn(turn);
+  node.replaceWith(fresh);
+  turnNodes.set(turn.runId, fresh);
+  renderInspector();
+  renderControls();
 }
 
 // --- wiring the page ------------------------------------------------------------------------------------
@@ -397,6 +547,12 @@ function bindSetting(id, key) {
 
 function start() {
   state = loadState();
+  const last = state.turns[state.turns.length - 1];
+  if (last?.status === DISCONNECTED) {
+    // The page had stopped following this run: a reload tries again, from its last seq.
+    last.ended = false;
+    last.failure = null;
+  }
   bindSetting('token', 'token');
   bindSetting('org', 'org');
   bindSetting('agent-role', 'agentRole');
@@ -425,6 +581,8 @@ function start() {
     if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) composer.requestSubmit();
   });
   document.getElementById('cancel').addEventListener('click', cancel);
+  document.getElementById('mint-token').addEventListener('click', mintDevToken);
+  offerDevToken();
   render();
   const unfinished = activeTurn();
   if (unfinished) follow(unfinished); // a reload in the middle of a run: carry on after its last seq
