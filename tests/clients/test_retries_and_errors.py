@@ -20,6 +20,7 @@ from runwire_client import (
     UnknownChunk,
     parse_chunk,
 )
+from runwire_client.resources import run_body
 from runwire_client.transport import retry_after_seconds
 
 from .network import ScriptedAnswer, ScriptedServer
@@ -153,3 +154,14 @@ def test_configuration_from_arguments_else_the_environment():
     assert (given.base_url, given.stream_url, given.token) == ("http://127.0.0.1:9", "https://stream.example.com", "arg-token")
     bare = ClientConfig.resolve(environ={})
     assert bare.base_url == "http://127.0.0.1:8000" and bare.token is None and "orgid" not in bare.headers()
+
+
+def test_run_fields_in_snake_case_become_camel_case_and_camel_case_stays_as_given(monkeypatch):
+    """Some pydantic 2.x releases' `to_camel` turned `agentRole` into `agentrole` (an unknown field,
+    a 400): keys already camelCase are not passed to it."""
+    import runwire_client.resources as resources
+
+    monkeypatch.setattr(resources, "to_camel", lambda key: key.title().replace("_", "")[:1].lower()
+                        + key.title().replace("_", "")[1:])  # the old releases' to_camel: pascal, first letter lowered
+    body = run_body("Hi", {"agentRole": "chat", "conversation_id": "c1", "multitaskStrategy": None})
+    assert body == {"task": "Hi", "agentRole": "chat", "conversationId": "c1"}
