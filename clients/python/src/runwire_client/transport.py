@@ -36,7 +36,7 @@ def starts_a_run(request: httpx.Request) -> bool:
 @dataclass(frozen=True)
 class RetryPolicy:
     max_retries: int = 2
-    """Retries after the first attempt, for 429 and 503 answers."""
+    """Retries after the first attempt, for 429 answers, and 503 ones but on a run's start."""
     max_wait_seconds: float = 60.0
     """The longest `Retry-After` honoured; a longer one raises at once."""
     backoff_seconds: float = 0.5
