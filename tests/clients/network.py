@@ -123,6 +123,8 @@ class ScriptedAnswer:
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    hold_seconds: float = 0.0
+    """How long the server takes before answering (a start that is slow to come back)."""
 
 
 class ScriptedServer:
@@ -139,6 +141,7 @@ class ScriptedServer:
                 self.rfile.read(length)
                 server.requests.append((time.monotonic(), self.command, self.path))
                 answer = server.answers[min(len(server.requests), len(server.answers)) - 1]
+                time.sleep(answer.hold_seconds)
                 body = json.dumps(answer.body).encode()
                 self.send_response(answer.status)
                 self.send_header("content-type", "application/json")

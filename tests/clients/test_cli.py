@@ -23,6 +23,7 @@ from runwire_client.tokens import LOCAL_DEV_SECRET
 from tests.integration.conftest import SECRET
 
 from .conftest import sdk_config
+from .network import ScriptedAnswer, ScriptedServer
 
 pytestmark = pytest.mark.integration
 
@@ -187,6 +188,20 @@ def test_ctrl_c_in_chat_cancels_the_answer_and_returns_to_the_prompt(client_stac
         assert list(client.runs.stream(run_id))[-1].status == "cancelled"
     screen.child.sendline("/exit")
     assert screen.exit_status() == 0
+
+
+def test_ctrl_c_while_the_run_is_being_started_says_it_may_be_running(client_stack):
+    """Before `POST /v1/runs` answers, the CLI has no id to cancel: it says so instead of leaving quietly."""
+    slow_start = ScriptedAnswer(202, {"runId": "run_slow", "status": "queued"}, hold_seconds=10)
+    with ScriptedServer([slow_start]) as server:
+        screen = Screen(client_stack, "run", "--base-url", server.url, "--token", "t", "Hi")
+        deadline = time.monotonic() + 30
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.requests, "the start never reached the server"
+        screen.child.sendintr()
+        screen.wait_for(r"stopped while the run was being started: it may be running \(runwire runs list\)")
+        assert screen.exit_status() == 130
 
 
 def test_chat_turns_remember_each_other(client_stack):
