@@ -5,6 +5,8 @@
   body back as a buffering proxy does (`hold`). It records each stream request's `Last-Event-ID`.
 - `ScriptedServer`: answers each request with the next of a list of (status, headers, body), and
   records when each came: 503 then 200, a 402 body, a 429 that does not end.
+- `SSEServer`: answers stream connection n with the SSE bytes `bodies[n]` (the last repeats), then
+  closes it cleanly (or holds it open): pings only, an id-less status event between numbered ones.
 """
 
 from __future__ import annotations
@@ -121,6 +123,8 @@ class ScriptedAnswer:
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    hold_seconds: float = 0.0
+    """How long the server takes before answering (a start that is slow to come back)."""
 
 
 class ScriptedServer:
@@ -137,6 +141,7 @@ class ScriptedServer:
                 self.rfile.read(length)
                 server.requests.append((time.monotonic(), self.command, self.path))
                 answer = server.answers[min(len(server.requests), len(server.answers)) - 1]
+                time.sleep(answer.hold_seconds)
                 body = json.dumps(answer.body).encode()
                 self.send_response(answer.status)
                 self.send_header("content-type", "application/json")
@@ -162,3 +167,73 @@ class ScriptedServer:
     def __exit__(self, *exc: object) -> None:
         self._http.shutdown()
         self._http.server_close()
+
+
+class SSEServer:
+    """Stream connection n gets `bodies[n]` (the last repeats), then a clean close (HTTP/1.0, no
+    length: the body ends with the connection), or, with `hold_open`, nothing more until the server
+    stops. Records each connection's Last-Event-ID."""
+
+    def __init__(self, bodies: list[bytes], *, hold_open: bool = False) -> None:
+        self.bodies = bodies
+        self.resume_ids: list[str | None] = []
+        self._stopping = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.resume_ids.append(self.headers.get("last-event-id"))
+                body = server.bodies[min(len(server.resume_ids), len(server.bodies)) - 1]
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("cache-control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+                self.wfile.flush()
+                if hold_open:
+                    server._stopping.wait(30)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._http.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
+        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+
+    def __enter__(self) -> SSEServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        self._http.shutdown()
+        self._http.server_close()
+
+
+class ClosingCounter(httpx.AsyncHTTPTransport):
+    """httpx's own transport, counting the responses it has opened and not yet closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open_responses = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        self.open_responses += 1
+        return httpx.Response(response.status_code, headers=response.headers, extensions=response.extensions,
+                              stream=_CountedStream(response.stream, self))
+
+
+class _CountedStream(httpx.AsyncByteStream):
+    def __init__(self, inner: Any, counter: ClosingCounter) -> None:
+        self._inner = inner
+        self._counter = counter
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for part in self._inner:
+            yield part
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+        self._counter.open_responses -= 1

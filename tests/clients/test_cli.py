@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import jwt
 import pexpect
+import pyte
 import pytest
 
 from devstack.token import DEV_JWT_SECRET
@@ -21,6 +23,7 @@ from runwire_client.tokens import LOCAL_DEV_SECRET
 from tests.integration.conftest import SECRET
 
 from .conftest import sdk_config
+from .network import ScriptedAnswer, ScriptedServer
 
 pytestmark = pytest.mark.integration
 
@@ -36,10 +39,11 @@ def cli_environment(stack, **extra: str) -> dict[str, str]:
 class Screen:
     """A `runwire` in a pseudo-terminal; `wait_for` reads what it has written, escape codes removed."""
 
-    def __init__(self, stack, *args: str) -> None:
-        self.child = pexpect.spawn(RUNWIRE, list(args), env=cli_environment(stack), dimensions=(40, 160),
+    def __init__(self, stack, *args: str, rows: int = 40, columns: int = 160) -> None:
+        self.child = pexpect.spawn(RUNWIRE, list(args), env=cli_environment(stack), dimensions=(rows, columns),
                                    encoding="utf-8", timeout=30)
         self.raw = ""
+        self.rows, self.columns = rows, columns
 
     @property
     def text(self) -> str:
@@ -63,6 +67,14 @@ class Screen:
             return False
         except pexpect.EOF:
             return False
+
+    def scrollback(self) -> str:
+        """What a person can scroll through once it is over: a terminal emulator (pyte) fed every
+        byte written, its history and its screen; unlike `text`, redrawn frames count once."""
+        terminal = pyte.HistoryScreen(self.columns, self.rows, history=10_000)
+        pyte.Stream(terminal).feed(self.raw)
+        history = ["".join(line[x].data for x in range(self.columns)) for line in terminal.history.top]
+        return "\n".join(line.rstrip() for line in [*history, *terminal.display])
 
     def exit_status(self) -> int:
         self.child.expect(pexpect.EOF, timeout=30)
@@ -145,6 +157,53 @@ def test_ctrl_c_with_detach_leaves_the_run_going(client_stack):
     assert run_status(client_stack, run_id) in ("running", "succeeded")
 
 
+def test_an_answer_taller_than_the_terminal_is_in_the_scrollback_once(client_stack):
+    """rich's Live taller than the screen repeated itself in the scrollback (rich issue #3263)."""
+    screen = Screen(client_stack, "run", "[[scripted tokens=400 delay_ms=10]]", rows=20, columns=40)
+    screen.wait_for(r"run succeeded")
+    assert screen.exit_status() == 0
+    scrollback = screen.scrollback()
+    answer = scrollback[scrollback.index("\n", scrollback.index("run run_")):scrollback.index("■ run succeeded")]
+    assert re.findall(r"\d+", answer) == [str(n) for n in range(1, 401)], scrollback[-2000:]
+
+
+def test_markdown_in_the_answer_is_rendered_not_shown(client_stack):
+    """The scripted model repeats the task in its answer ('a short answer about "…"')."""
+    screen = Screen(client_stack, "run", "**bold claims** and `code`")
+    screen.wait_for(r"run succeeded")
+    assert screen.exit_status() == 0
+    assert 'a short answer about "bold claims and code"' in screen.scrollback()
+    assert "**" not in screen.text and "`" not in screen.text
+
+
+def test_ctrl_c_in_chat_cancels_the_answer_and_returns_to_the_prompt(client_stack):
+    screen = Screen(client_stack, "chat")
+    screen.wait_for(r"you: $")
+    screen.child.sendline("[[scripted tokens=400 delay_ms=50]]")
+    screen.wait_for(r"1 2 3 4 5")
+    screen.child.sendintr()
+    run_id = screen.wait_for(r"cancelled run (run_\w+)").group(1)
+    screen.wait_for(r"cancelled run [^\n]*\n+you: $")
+    with Runwire(**sdk_config(client_stack)) as client:
+        assert list(client.runs.stream(run_id))[-1].status == "cancelled"
+    screen.child.sendline("/exit")
+    assert screen.exit_status() == 0
+
+
+def test_ctrl_c_while_the_run_is_being_started_says_it_may_be_running(client_stack):
+    """Before `POST /v1/runs` answers, the CLI has no id to cancel: it says so instead of leaving quietly."""
+    slow_start = ScriptedAnswer(202, {"runId": "run_slow", "status": "queued"}, hold_seconds=10)
+    with ScriptedServer([slow_start]) as server:
+        screen = Screen(client_stack, "run", "--base-url", server.url, "--token", "t", "Hi")
+        deadline = time.monotonic() + 30
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.requests, "the start never reached the server"
+        screen.child.sendintr()
+        screen.wait_for(r"stopped while the run was being started: it may be running \(runwire runs list\)")
+        assert screen.exit_status() == 130
+
+
 def test_chat_turns_remember_each_other(client_stack):
     screen = Screen(client_stack, "chat", "--conversation", "cli-chat-1")
     screen.wait_for(r"conversation cli-chat-1")
@@ -171,6 +230,19 @@ def test_run_json_prints_one_event_per_line(client_stack):
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1] == {"seq": len(events), "event": "end", "data": {"status": "succeeded"}}
     assert events[0]["data"]["type"] == "tool_use" and events[-2]["data"]["type"] == "usage"
+
+
+@pytest.mark.parametrize(("flags", "said", "status"), [((), "cancelled run", 130), (("--detach",), "detached: run", 0)],
+                         ids=["cancel", "detach"])
+def test_ctrl_c_with_json_says_what_it_did_on_stderr(client_stack, flags, said, status):
+    process = subprocess.Popen([RUNWIRE, "run", "--json", *flags, "[[scripted tokens=400 delay_ms=50]]"],
+                               env=cli_environment(client_stack), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    events = [json.loads(line) for line in [first, *out.splitlines()]]
+    assert process.returncode == status and said in err, err
+    assert events[0]["seq"] == 1 and said not in out
 
 
 def test_runs_get_events_list_and_cancel(client_stack):

@@ -1,6 +1,6 @@
 """Answers the local stack never gives, from a scripted server, sync and async side by side:
-429/503 retried after their Retry-After, bounded; a 402 INSUFFICIENT_BALANCE body mapped to its
-error with the amounts. And, without a server: chunk types this client does not know kept whole,
+429/503 retried after their Retry-After, bounded, but no 503 on a run's start (it may have started
+one); a 402 INSUFFICIENT_BALANCE body mapped to its error with the amounts, another 402 not. And, without a server: chunk types this client does not know kept whole,
 and where the configuration comes from."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from runwire_client import (
     ClientConfig,
     InsufficientBalanceError,
     InternalServerError,
+    PaymentRequiredError,
     RateLimitError,
     RetryPolicy,
     Runwire,
@@ -19,6 +20,7 @@ from runwire_client import (
     UnknownChunk,
     parse_chunk,
 )
+from runwire_client.resources import run_body
 from runwire_client.transport import retry_after_seconds
 
 from .network import ScriptedAnswer, ScriptedServer
@@ -57,6 +59,34 @@ def test_sync_429_that_does_not_end_raises_after_the_retries_allowed():
     assert len(server.requests) == 3 and all(gap >= 1.0 for gap in gaps(server))
 
 
+def test_sync_503_on_a_run_start_is_not_retried_but_an_answer_is():
+    """A 503 on `POST /v1/runs` or `/v1/runs/wait` may come after the run was stored and queued:
+    trying again would start a second run. An approval is idempotent: sent again."""
+    with ScriptedServer([UNAVAILABLE]) as server, Runwire(base_url=server.url, token="t") as client:
+        with pytest.raises(InternalServerError) as down:
+            client.runs.create(task="Hi")
+        assert down.value.status == 503 and len(server.requests) == 1
+        with pytest.raises(InternalServerError):
+            client.runs.wait(task="Hi")
+        assert [path for _, _, path in server.requests] == ["/v1/runs", "/v1/runs/wait"]
+    with ScriptedServer([UNAVAILABLE, ScriptedAnswer(202, RUN)]) as server, Runwire(base_url=server.url, token="t") as client:
+        run = client.runs.submit_approvals("run_1", [{"approval_id": "ap_1", "approved": True}])
+    assert run.status == "succeeded" and len(server.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_async_503_on_a_run_start_is_not_retried_but_a_429_is():
+    with ScriptedServer([UNAVAILABLE, ScriptedAnswer(200, RUN)]) as server:
+        async with AsyncRunwire(base_url=server.url, token="t") as client:
+            with pytest.raises(InternalServerError):
+                await client.runs.wait(task="Hi")
+    assert len(server.requests) == 1
+    with ScriptedServer([BUSY, ScriptedAnswer(200, RUN)]) as server:
+        async with AsyncRunwire(base_url=server.url, token="t") as client:
+            run = await client.runs.wait(task="Hi")
+    assert run.output == "391" and len(server.requests) == 2, "a 429 is refused before anything is stored"
+
+
 @pytest.mark.anyio
 async def test_async_retry_after_longer_than_the_policy_allows_is_not_waited_for():
     hour = ScriptedAnswer(503, {"error": {"code": "storage_error", "message": "down"}}, {"Retry-After": "3600"})
@@ -82,6 +112,15 @@ async def test_async_402_insufficient_balance_carries_the_amounts():
             with pytest.raises(InsufficientBalanceError) as broke:
                 await client.runs.wait(task="Hi")
     assert broke.value.required == "0.25" and broke.value.message == "top up"
+
+
+def test_a_402_with_another_code_is_not_insufficient_balance():
+    other = {"error": {"code": "plan_required", "message": "upgrade your plan"}}
+    with ScriptedServer([ScriptedAnswer(402, other)]) as server, Runwire(base_url=server.url, token="t") as client:
+        with pytest.raises(PaymentRequiredError) as refused:
+            client.runs.create(task="Hi")
+    assert not isinstance(refused.value, InsufficientBalanceError)
+    assert (refused.value.status, refused.value.code, refused.value.message) == (402, "plan_required", "upgrade your plan")
 
 
 @pytest.mark.parametrize(
@@ -115,3 +154,14 @@ def test_configuration_from_arguments_else_the_environment():
     assert (given.base_url, given.stream_url, given.token) == ("http://127.0.0.1:9", "https://stream.example.com", "arg-token")
     bare = ClientConfig.resolve(environ={})
     assert bare.base_url == "http://127.0.0.1:8000" and bare.token is None and "orgid" not in bare.headers()
+
+
+def test_run_fields_in_snake_case_become_camel_case_and_camel_case_stays_as_given(monkeypatch):
+    """Some pydantic 2.x releases' `to_camel` turned `agentRole` into `agentrole` (an unknown field,
+    a 400): keys already camelCase are not passed to it."""
+    import runwire_client.resources as resources
+
+    monkeypatch.setattr(resources, "to_camel", lambda key: key.title().replace("_", "")[:1].lower()
+                        + key.title().replace("_", "")[1:])  # the old releases' to_camel: pascal, first letter lowered
+    body = run_body("Hi", {"agentRole": "chat", "conversation_id": "c1", "multitaskStrategy": None})
+    assert body == {"task": "Hi", "agentRole": "chat", "conversationId": "c1"}

@@ -32,9 +32,10 @@ def bearer(org: str = "my-org") -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", "orgid": org}
 
 
-def in_memory_apps() -> tuple[FastAPI, FastAPI]:
-    """The API app (which serves the one OpenAPI document) and the stream app."""
-    store = InMemoryRunStore(time.time)
+def in_memory_apps(store: InMemoryRunStore | None = None) -> tuple[FastAPI, FastAPI]:
+    """The API app (which serves the one OpenAPI document) and the stream app; `store` to give
+    them one that misbehaves."""
+    store = store or InMemoryRunStore(time.time)
     queue = InMemoryRunQueue()
     conversations = InMemoryConversationStore(time.time)
     hooks = WebhookService(InMemoryWebhookStore(), NetworkTargetGuard(allow_private=False, resolve=lambda host, port: []),

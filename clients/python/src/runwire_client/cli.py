@@ -7,8 +7,8 @@
     runwire token [--org my-org]
 
 Where and who: `--base-url`, `--stream-url`, `--token`, `--org`, or RUNWIRE_BASE_URL,
-RUNWIRE_STREAM_URL, RUNWIRE_TOKEN, RUNWIRE_ORG. Ctrl-C while a run streams cancels it (with
-`--detach`, leaves it running). Exit status: 0 when the run succeeded, 1 when it failed, expired or
+RUNWIRE_STREAM_URL, RUNWIRE_TOKEN, RUNWIRE_ORG. Ctrl-C once a run has started cancels it (with
+`--detach`, leaves it running); with `--json` what it says goes to stderr. Exit status: 0 when the run succeeded, 1 when it failed, expired or
 was cancelled elsewhere, 130 when Ctrl-C cancelled it, 2 for usage errors.
 """
 
@@ -132,10 +132,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def dispatch(client: Runwire, args: argparse.Namespace, console: Console) -> int:
     if args.command == "run":
-        started = client.runs.create(args.task, **run_fields(args))
-        # With --json, stdout is the events alone: the run id goes to stderr.
-        (Console(stderr=True) if args.json else console).print(f"[dim]run {started.run_id}[/]", highlight=False)
-        return follow_run(client, started.run_id, console, as_json=args.json, detach=args.detach)
+        return start_and_follow(client, args.task, run_fields(args), console, as_json=args.json, detach=args.detach)
     if args.command == "chat":
         return chat(client, args, console)
     if args.runs_command == "get":
@@ -153,8 +150,30 @@ def dispatch(client: Runwire, args: argparse.Namespace, console: Console) -> int
     return EXIT_OK
 
 
-def follow_run(client: Runwire, run_id: str, console: Console, *, as_json: bool, detach: bool) -> int:
-    """Stream the run to its end on the terminal; Ctrl-C cancels it (or, with `detach`, leaves it)."""
+def start_and_follow(
+    client: Runwire, task: str, fields: dict[str, Any], console: Console, *, as_json: bool, detach: bool,
+    announce: bool = True,
+) -> int:
+    """Start a run and stream it to its end. Ctrl-C from the moment its id is known cancels it (or,
+    with `detach`, leaves it), also between the start and the stream's first byte."""
+    # With --json, stdout is the events alone: the run id and what Ctrl-C did go to stderr.
+    notices = Console(stderr=True) if as_json else console
+    run_id: str | None = None
+    try:
+        run_id = client.runs.create(task, **fields).run_id
+        if announce:
+            notices.print(f"[dim]run {run_id}[/]", highlight=False)
+        return follow_run(client, run_id, console, as_json=as_json)
+    except KeyboardInterrupt:
+        if run_id is None:
+            notices.print("stopped while the run was being started: it may be running (runwire runs list)",
+                          highlight=False)
+            return EXIT_INTERRUPTED
+        return interrupted(client, run_id, notices, detach=detach)
+
+
+def follow_run(client: Runwire, run_id: str, console: Console, *, as_json: bool) -> int:
+    """Stream the run to its end on the terminal (Ctrl-C is the caller's: `start_and_follow`)."""
     view = AnswerView(console)
     stream = client.runs.stream(run_id)
     ended: EndChunk | None = None
@@ -168,10 +187,6 @@ def follow_run(client: Runwire, run_id: str, console: Console, *, as_json: bool,
             view.show(chunk)
             if isinstance(chunk, RequiresActionChunk):
                 answer_waiting_run(client, run_id, chunk, console)
-    except KeyboardInterrupt:
-        view.pause()
-        stream.close()
-        return interrupted(client, run_id, console, detach=detach)
     finally:
         view.pause()
         stream.close()
@@ -206,8 +221,8 @@ def chat(client: Runwire, args: argparse.Namespace, console: Console) -> int:
             return EXIT_OK
         if not message:
             continue
-        started = client.runs.create(message, **run_fields(args), multitask_strategy="enqueue")
-        follow_run(client, started.run_id, console, as_json=False, detach=False)
+        start_and_follow(client, message, {**run_fields(args), "multitask_strategy": "enqueue"}, console,
+                         as_json=False, detach=False, announce=False)
 
 
 def print_events(client: Runwire, run_id: str, after: int) -> None:

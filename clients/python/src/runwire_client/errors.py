@@ -54,7 +54,11 @@ class AuthenticationError(APIError):
     """401: no token, or one that is expired or not signed with the server's secret."""
 
 
-class InsufficientBalanceError(APIError):
+class PaymentRequiredError(APIError):
+    """402 with another code than `INSUFFICIENT_BALANCE` (its `code` and `message` say what)."""
+
+
+class InsufficientBalanceError(PaymentRequiredError):
     """402 `INSUFFICIENT_BALANCE`: the org's balance does not cover the run."""
 
     @property
@@ -99,7 +103,7 @@ class InternalServerError(APIError):
 STATUS_ERRORS: dict[int, type[APIError]] = {
     400: BadRequestError,
     401: AuthenticationError,
-    402: InsufficientBalanceError,
+    402: PaymentRequiredError,
     403: PermissionDeniedError,
     404: NotFoundError,
     409: ConflictError,

@@ -17,9 +17,15 @@ WAIT_POLL_SECONDS = 20
 """`runs.wait`, once the server's own wait (at most 25 s) is over: the long-poll's wait per request."""
 
 
+def wire_name(key: str) -> str:
+    """`agent_role` → `agentRole`; a key without `_` is left as it is: pydantic's `to_camel` lowers
+    an already camelCase `agentRole` to `agentrole` in some 2.x releases."""
+    return to_camel(key) if "_" in key else key
+
+
 def wire_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Top-level keyword arguments as the API spells them (`agent_role` → `agentRole`); values as given."""
-    return {to_camel(key): value for key, value in fields.items() if value is not None}
+    return {wire_name(key): value for key, value in fields.items() if value is not None}
 
 
 def run_body(task: str, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -31,7 +37,7 @@ def answers_body(key: str, answers: Iterable[Mapping[str, Any]]) -> dict[str, An
 
 
 def listing_params(**params: Any) -> dict[str, Any]:
-    return {to_camel(k): v for k, v in params.items() if v is not None}
+    return {wire_name(k): v for k, v in params.items() if v is not None}
 
 
 def settled(page: EventsPage) -> bool:

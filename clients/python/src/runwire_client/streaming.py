@@ -4,9 +4,16 @@
   multi-line data, `id`); each event becomes a typed chunk (`chunks.parse_event`).
 - **Resuming**: a connection that drops, or closes before `end`, is opened again with
   `Last-Event-ID: <last seq seen>`, so the server replays exactly what came after (docs/api.md,
-  "two-step"). Reconnects back off (0.5 s, doubling, at most 8 s); after `max_reconnects` in a row
-  without an event in between, `StreamError`. An event at or before the last seq seen is dropped,
-  so a resumed stream never yields a chunk twice.
+  "two-step"). A connection that carried anything (an event, or only pings) and then closed is
+  alive: the deployed stream function ends every response at its timeout (300 s) while a run may
+  wait an hour for approval, so it is opened again after `reconnect_backoff_seconds` and counts as
+  no failure. A connection that fails to open, or drops before its first byte, is a failure:
+  reconnects back off (0.5 s, doubling, at most 8 s); after `max_reconnects` failures in a row,
+  `StreamError`. An event at or before the last seq seen is dropped, so a resumed stream never
+  yields a chunk twice.
+- **Events outside the log**: `{"type":"status",…}` has no id of its own (httpx-sse, as the spec
+  says, repeats the last id seen): it is yielded with `seq=None` and never taken for a repeat. A
+  ping (`: ping`) after the first id comes out of the decoder as an event with no data: skipped.
 - **Falling back to long-polling**: the server pings every 15 s while a run is idle, so a stream
   with no byte for `stall_seconds` (20 by default) is stuck. The client then reads the run: if its
   `lastSeq` is past the last event seen, something between us and the server is buffering the
@@ -23,6 +30,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
@@ -39,13 +47,14 @@ from .transport import raise_for_error, send, send_async
 if TYPE_CHECKING:
     from .client import AsyncRunwire, Runwire
 
-Outcome = Literal["ended", "dropped", "stalled"]
+Outcome = Literal["ended", "closed", "dropped", "stalled"]
+"""How one connection ended: `closed` after carrying something (alive), `dropped` before its first byte."""
 
 
 @dataclass(frozen=True)
 class StreamOptions:
     max_reconnects: int = 5
-    """Reconnects in a row, without an event in between, before `StreamError`."""
+    """Failed connections in a row (none of their bytes arrived) before `StreamError`."""
     reconnect_backoff_seconds: float = 0.5
     """The first wait before a reconnect; it doubles on each one in a row, up to 8 s."""
     stall_seconds: float = 20.0
@@ -76,7 +85,8 @@ class StreamProgress:
         return headers
 
     def accept(self, chunk: AnyChunk) -> bool:
-        """Whether to yield `chunk`: not if it was seen already (a replay overlapping what we have)."""
+        """Whether to yield `chunk`: not if it was seen already (a replay overlapping what we have);
+        a chunk outside the log (`seq=None`: `status`) always."""
         if chunk.seq is not None:
             if self.last_seq is not None and chunk.seq <= self.last_seq:
                 return False
@@ -86,19 +96,31 @@ class StreamProgress:
             self.ended = True
         return True
 
-    def chunk_of(self, event: ServerSentEvent) -> AnyChunk:
+    def chunk_of(self, event: ServerSentEvent) -> AnyChunk | None:
+        """The event as a chunk; None for an event with no data (a ping, once an id was seen)."""
+        if not event.data:
+            return None
         seq = int(event.id) if event.id and event.id.isdigit() else None
         try:
-            data: Any = json.loads(event.data) if event.data else {}
+            data: Any = json.loads(event.data)
         except ValueError:
             return UnknownChunk.model_validate({"type": event.event or "unknown", "seq": seq, "raw": event.data})
         if not isinstance(data, dict):
             return UnknownChunk.model_validate({"type": event.event or "unknown", "seq": seq, "raw": data})
+        if data.get("type") == "status":
+            seq = None  # not part of the log: the id it carries is the previous event's
         return parse_event(event.event, data, seq) if event.event in ("data", "end") else parse_chunk(data, seq)
 
     def moved_on(self, last_seq_on_server: int) -> bool:
         """After a stall: the run has events we were not given, so the stream is being held back."""
         return last_seq_on_server > (self.last_seq or 0)
+
+    def wait_after(self, outcome: Outcome) -> float:
+        """The wait before opening the stream again after a connection that ended as `outcome`."""
+        if outcome == "closed":  # alive (an event or a ping came): not a failure
+            self.failures_in_a_row = 0
+            return self.options.reconnect_backoff_seconds
+        return self.next_backoff()
 
     def next_backoff(self) -> float:
         """Count a failed connection; the wait before the next one, or `StreamError` when spent."""
@@ -112,6 +134,11 @@ class StreamProgress:
 
     def timeout(self) -> httpx.Timeout:
         return httpx.Timeout(10.0, read=self.options.stall_seconds)
+
+
+def closed_or_dropped(response: httpx.Response) -> Outcome:
+    """A connection that ended before `end`: `closed` if any of its body arrived (events, pings)."""
+    return "closed" if response.num_bytes_downloaded > 0 else "dropped"
 
 
 class RunStream:
@@ -161,8 +188,8 @@ class RunStream:
                         progress.mode = "poll"
                     continue  # idle but healthy: reconnect at once
                 except APIConnectionError:
-                    pass  # the API is out of reach too: back off as after a drop
-            time.sleep(progress.next_backoff())
+                    outcome = "dropped"  # the API is out of reach too: back off as after a drop
+            time.sleep(progress.wait_after(outcome))
 
     def _read_once(self) -> Generator[AnyChunk, None, Outcome]:
         progress = self.progress
@@ -185,15 +212,15 @@ class RunStream:
                 raise_for_error(response)
             for event in EventSource(response).iter_sse():
                 chunk = progress.chunk_of(event)
-                if progress.accept(chunk):
+                if chunk is not None and progress.accept(chunk):
                     yield chunk
                 if progress.ended:
                     return "ended"
-            return "dropped"  # closed before `end`: e.g. the function's timeout; resume
+            return closed_or_dropped(response)  # before `end`: e.g. the function's timeout; resume
         except httpx.ReadTimeout:
             return "stalled"
         except httpx.TransportError:
-            return "dropped"
+            return closed_or_dropped(response)
         finally:
             response.close()
 
@@ -249,23 +276,28 @@ class AsyncRunStream:
         progress = self.progress
         while not progress.ended:
             if progress.mode == "poll":
-                async for chunk in self._poll():
-                    yield chunk
+                async with contextlib.aclosing(self._poll()) as polled:
+                    async for chunk in polled:
+                        yield chunk
                 return
             outcome: list[Outcome] = []
-            async for chunk in self._read_once(outcome):
-                yield chunk
-            if outcome == ["ended"]:
+            # aclosing: a caller's close() while a chunk is out closes this connection now, not
+            # whenever the garbage collector finalizes the inner generator.
+            async with contextlib.aclosing(self._read_once(outcome)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+            ended_as: Outcome = outcome[0] if outcome else "dropped"
+            if ended_as == "ended":
                 return
             progress.reconnects += 1
-            if outcome == ["stalled"]:
+            if ended_as == "stalled":
                 try:
                     if progress.moved_on((await self._client.runs.get(progress.run_id)).last_seq):
                         progress.mode = "poll"
                     continue
                 except APIConnectionError:
-                    pass
-            await asyncio.sleep(progress.next_backoff())
+                    ended_as = "dropped"
+            await asyncio.sleep(progress.wait_after(ended_as))
 
     async def _read_once(self, outcome: list[Outcome]) -> AsyncGenerator[AnyChunk, None]:
         """Yields the chunks of one connection; appends how it ended to `outcome` (async generators return nothing)."""
@@ -294,18 +326,18 @@ class AsyncRunStream:
             try:
                 async for event in events:
                     chunk = progress.chunk_of(event)
-                    if progress.accept(chunk):
+                    if chunk is not None and progress.accept(chunk):
                         yield chunk
                     if progress.ended:
                         outcome.append("ended")
                         return
             finally:
                 await events.aclose()
-            outcome.append("dropped")
+            outcome.append(closed_or_dropped(response))
         except httpx.ReadTimeout:
             outcome.append("stalled")
         except httpx.TransportError:
-            outcome.append("dropped")
+            outcome.append(closed_or_dropped(response))
         finally:
             await response.aclose()
 

@@ -1,9 +1,12 @@
 """Requests with retries: a 429 or 503 is tried again after the server's `Retry-After` (bounded).
 
-Both statuses mean the server did nothing with the request (runwire's 503 leaves nothing
-half-written), so a POST is as safe to repeat as a GET. Without `Retry-After`, the wait doubles
-from `backoff_seconds`. A `Retry-After` longer than `max_wait_seconds` is not waited for: the error
-is raised at once, so a caller is never held for an hour by a header.
+A 429 is refused before anything is stored, so every request is retried on one. A 503 is retried
+except on the POSTs that start a run (`/v1/runs`, `/v1/runs/wait`, `/v1/runs/stream`): storage can
+fail after the run was stored and queued, and a second try would start a second run. Cancels and
+answers (tool outputs, approvals) are idempotent (docs/api.md), so they are retried on a 503 too.
+Without `Retry-After`, the wait doubles from `backoff_seconds`. A `Retry-After` longer than
+`max_wait_seconds` is not waited for: the error is raised at once, so a caller is never held for an
+hour by a header.
 """
 
 from __future__ import annotations
@@ -20,12 +23,20 @@ import httpx
 from .errors import error_from_response, mapped_transport_errors
 
 RETRIED_STATUSES = frozenset({429, 503})
+RUN_STARTING_PATHS = ("/v1/runs", "/v1/runs/wait", "/v1/runs/stream")
+"""POSTs to these start a run: a 503 on them is not retried (it may come after the run started)."""
+
+
+def starts_a_run(request: httpx.Request) -> bool:
+    """Whether `request` starts a run (the base URL may have a path of its own, e.g. a stage)."""
+    path = request.url.path.rstrip("/")
+    return request.method == "POST" and path.endswith(RUN_STARTING_PATHS)
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     max_retries: int = 2
-    """Retries after the first attempt, for 429 and 503 answers."""
+    """Retries after the first attempt, for 429 answers, and 503 ones but on a run's start."""
     max_wait_seconds: float = 60.0
     """The longest `Retry-After` honoured; a longer one raises at once."""
     backoff_seconds: float = 0.5
@@ -34,6 +45,8 @@ class RetryPolicy:
     def delay(self, response: httpx.Response, retries_done: int) -> float | None:
         """Seconds to wait before trying `response`'s request again, or None not to."""
         if response.status_code not in RETRIED_STATUSES or retries_done >= self.max_retries:
+            return None
+        if response.status_code == 503 and starts_a_run(response.request):
             return None
         asked = retry_after_seconds(response.headers.get("retry-after"))
         if asked is None:
@@ -67,7 +80,7 @@ def raise_for_error(response: httpx.Response) -> None:
 
 
 def send(client: httpx.Client, policy: RetryPolicy, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
-    """Send, retrying 429/503 per `policy`; the last answer, success or not."""
+    """Send, retrying 429 (and 503 but on a run's start) per `policy`; the last answer, success or not."""
     retries = 0
     while True:
         with mapped_transport_errors():
@@ -101,4 +114,4 @@ def json_of(response: httpx.Response) -> Any:
     return response.json() if response.content else None
 
 
-__all__ = ["RetryPolicy", "json_of", "raise_for_error", "retry_after_seconds", "send", "send_async"]
+__all__ = ["RetryPolicy", "json_of", "raise_for_error", "retry_after_seconds", "send", "send_async", "starts_a_run"]

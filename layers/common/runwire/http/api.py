@@ -17,7 +17,7 @@ from ..core.listing import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, ListingService
 from ..core.models import IDENTIFIER_PATTERN, RunRecord, RunRequest, RunStatus
 from ..core.run_service import RunService, new_conversation_id
 from ..core.webhooks import WebhookService
-from ..errors import RunFailedError
+from ..errors import RunFailedError, StorageError
 from ..formats import content_final
 from .auth import CallerDep
 from .errors import install_error_handlers
@@ -127,12 +127,17 @@ def create_api_app(deps: ApiDependencies) -> FastAPI:
     def run_and_wait(body: WaitRunRequest, request: Request, who: CallerDep) -> JSONResponse:
         """The sync variant: start a run and answer with the finished run (200), or with the run
         waiting for its client (200, `requires_action` with `pendingActions`), or, if it is still
-        going after `waitSeconds` (default and maximum 25), with its URLs (202)."""
+        going after `waitSeconds` (default and maximum 25), with its URLs (202). Once the run is
+        started, storage trouble while waiting also answers 202: a 503 would invite a retry that
+        starts a second run."""
         run = deps.runs.start(who, body.run_request())
-        finished = deps.runs.wait_for_end(who, run.run_id, timeout=body.wait_seconds)
-        if not finished.status.is_terminal and finished.status is not RunStatus.REQUIRES_ACTION:
-            return started(request, finished, "/v1/runs/{run_id}/stream")
-        view = RunView.of(deps.runs.snapshot(who, run.run_id))
+        try:
+            finished = deps.runs.wait_for_end(who, run.run_id, timeout=body.wait_seconds)
+            if not finished.status.is_terminal and finished.status is not RunStatus.REQUIRES_ACTION:
+                return started(request, finished, "/v1/runs/{run_id}/stream")
+            view = RunView.of(deps.runs.snapshot(who, run.run_id))
+        except StorageError:
+            return started(request, run, "/v1/runs/{run_id}/stream")
         return JSONResponse(view.model_dump(by_alias=True, mode="json"), status_code=200)
 
     @app.post(

@@ -94,7 +94,9 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "409": "The run is not in a state that allows this (`run_conflict`)",
     "413": "The request is too large (`request_too_large`)",
     "502": "The run failed (the run's error code)",
-    "503": "Storage or the run queue is unavailable: nothing was done; try again",
+    "503": "Storage or the run queue is unavailable (`storage_error`, `queue_unavailable`): the request "
+           "did not complete. A cancel or an answer (tool outputs, approvals) can be sent again; after a "
+           "start, look for the run (`GET /v1/runs`) before starting it again",
 }
 
 
