@@ -9,15 +9,11 @@
 // Prints {"title", "operations": ["GET /v1/runs/{run_id}", ...], "authorize": bool,
 //         "tryItOut": {"status", "body"} (with JWT), "offOrigin": [urls], "pageErrors": [...],
 //         "failedResponses": [...]} on stdout.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { openOfflineBrowser } from './offline_browser.mjs';
 
 const BASE = process.env.BASE;
 const JWT = process.env.JWT;
 const RUN_ID = process.env.RUN_ID ?? 'run_nobody';
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const TIMEOUT_MS = Number(process.env.DOCS_TIMEOUT_MS ?? 30000);
 if (!BASE) throw new Error('set BASE');
 const origin = new URL(BASE).origin;
@@ -41,21 +37,10 @@ async function tryItOut(page) {
   };
 }
 
-const userDataDir = mkdtempSync(join(tmpdir(), 'runwire-docs-'));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
 const result = { offOrigin: [], pageErrors: [], failedResponses: [] };
+const browser = await openOfflineBrowser('docs', origin, result.offOrigin);
+const { context } = browser;
 try {
-  await context.route('**/*', (route) => {
-    const url = route.request().url();
-    if (new URL(url).origin === origin) return route.continue();
-    result.offOrigin.push(url);
-    return route.abort();
-  });
   const page = await context.newPage();
   page.on('pageerror', (error) => result.pageErrors.push(String(error?.message ?? error)));
   page.on('response', (response) => {
@@ -73,7 +58,6 @@ try {
   result.authorize = (await page.$('.auth-wrapper .authorize')) !== null;
   if (JWT && result.authorize) result.tryItOut = await tryItOut(page);
 } finally {
-  await context.close();
-  rmSync(userDataDir, { recursive: true, force: true });
+  await browser.close();
 }
 process.stdout.write(JSON.stringify(result) + '\n');

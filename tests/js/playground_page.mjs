@@ -14,14 +14,10 @@
 // Usage (env BASE and JWT; CHROMIUM defaults to /usr/bin/chromium): node playground_page.mjs
 // Prints one JSON object on stdout: {flows: {name: {runId, status, answer, prompt, activity, usage,
 // seqs, turns, ...}}, streamRequests, offOrigin, pageErrors, cspViolations}.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { openOfflineBrowser } from './offline_browser.mjs';
 
 const BASE = process.env.BASE;
 const JWT = process.env.JWT;
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const TIMEOUT_MS = Number(process.env.PLAYGROUND_TIMEOUT_MS ?? 30000);
 if (!BASE || !JWT) throw new Error('set BASE and JWT');
 const origin = new URL(BASE).origin;
@@ -158,21 +154,10 @@ async function reload(page) {
   return { startedRunId: runId, afterReload, ...(await readTurn(page)) };
 }
 
-const userDataDir = mkdtempSync(join(tmpdir(), 'runwire-playground-'));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
 const result = { flows: {}, streamRequests: [], offOrigin: [], pageErrors: [], cspViolations: [], failedResponses: [] };
+const browser = await openOfflineBrowser('playground', origin, result.offOrigin);
+const { context } = browser;
 try {
-  await context.route('**/*', (route) => {
-    const url = route.request().url();
-    if (new URL(url).origin === origin) return route.continue();
-    result.offOrigin.push(url);
-    return route.abort();
-  });
   const page = await context.newPage();
   page.on('pageerror', (error) => result.pageErrors.push(String(error?.message ?? error)));
   page.on('console', (message) => {
@@ -204,7 +189,6 @@ try {
     result.flows.noMint = { failed: String(error?.message ?? error) };
   }
 } finally {
-  await context.close();
-  rmSync(userDataDir, { recursive: true, force: true });
+  await browser.close();
 }
 process.stdout.write(JSON.stringify(result) + '\n');
